@@ -1,0 +1,1 @@
+"""Weft's background engine: runs the models and streams every partial result to its clients."""

@@ -1,0 +1,1 @@
+"""Reusable Qt views that draw plain numpy data (no torch, no engine)."""
