@@ -71,3 +71,25 @@ def fixture_engine(monkeypatch):
 
     with EngineProcess(device="cpu") as ep:
         yield ep
+
+
+@pytest.fixture
+def studio_engine(monkeypatch):
+    """A real engine subprocess with every registered task (the product's sessions and weights)
+    plus the test-only sessions."""
+    monkeypatch.setenv("WEFT_ENGINE_PLUGINS", "tests.fixtures.sessions")
+    from engine.launch import EngineProcess
+
+    with EngineProcess(device="cpu") as ep:
+        yield ep
+
+
+@pytest.fixture
+def engine_bridge(qtbot, studio_engine):
+    """An EngineBridge (Qt) connected to `studio_engine`; pass it to a panel under test."""
+    from app.bridge import EngineBridge
+
+    bridge = EngineBridge()
+    bridge.connect_to(studio_engine.endpoint)
+    yield bridge
+    bridge.disconnect_engine()
