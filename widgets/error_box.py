@@ -1,6 +1,7 @@
 """Inline error box for a panel: a plain sentence, details on demand, a copy button."""
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton
 
@@ -15,7 +16,7 @@ class ErrorBox(QFrame):
         lay.setContentsMargins(8, 4, 4, 4)
         self.label = QLabel()
         self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(self.label.textInteractionFlags() | self.label.textInteractionFlags().TextSelectableByMouse)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.copy_btn = QPushButton("Copy")
         self.copy_btn.setToolTip("Copy the error and its details to the clipboard")
         self.close_btn = QPushButton("✕")

@@ -1,0 +1,54 @@
+"""Take the README screenshot: start the studio (under Xvfb on a headless machine), wait for the
+engine, optionally switch to a panel and run its default job, grab the window.
+
+    xvfb-run -a -s "-screen 0 1400x900x24" python docs/screenshot.py -o docs/screenshot.png [--tab Icon]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-o", "--out", default="docs/screenshot.png")
+    ap.add_argument("--tab", default="")
+    ap.add_argument("--wait-ms", type=int, default=4000, help="after the engine is ready")
+    ap.add_argument("--theme", default="dark")
+    args = ap.parse_args()
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.settings import Settings
+    from app.window import MainWindow, apply_theme
+
+    app = QApplication(sys.argv)
+    settings = Settings(theme=args.theme)
+    apply_theme(app, settings.theme)
+    win = MainWindow(settings)
+    win.resize(1360, 860)
+    win.show()
+    for i in range(win.tabs.count()):
+        if win.tabs.tabText(i) == args.tab:
+            win.tabs.setCurrentIndex(i)
+
+    def grab():
+        win.grab().save(args.out)
+        print("saved", args.out)
+        win.close()
+        app.quit()
+
+    def on_ready(_):
+        win.bridge.request_status()
+        QTimer.singleShot(args.wait_ms, grab)
+
+    win.supervisor.ready.connect(on_ready)
+    QTimer.singleShot(120_000, grab)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
