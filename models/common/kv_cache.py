@@ -46,10 +46,18 @@ class KVCache(nn.Module):
             raise ValueError(f"a step of {T} tokens does not fit a rolling window of {self.window}")
         if not self.rolling and int(input_pos[-1]) >= self.window:
             raise ValueError(f"position {int(input_pos[-1])} is past the cache size {self.window}")
-        slots = self.slots(input_pos)
-        self.k[:, :, slots] = k
-        self.v[:, :, slots] = v
-        self.slot_pos[slots] = input_pos
+        start = int(input_pos[0])
+        if not self.rolling or start >= self.sink and (start - self.sink) % self.window + T <= self.window:
+            # contiguous positions that do not wrap (the usual case): plain slice copies
+            s = start if not self.rolling else self.sink + (start - self.sink) % self.window
+            self.k[:, :, s:s + T].copy_(k)
+            self.v[:, :, s:s + T].copy_(v)
+            self.slot_pos[s:s + T].copy_(input_pos)
+        else:
+            slots = self.slots(input_pos)
+            self.k[:, :, slots] = k
+            self.v[:, :, slots] = v
+            self.slot_pos[slots] = input_pos
         if not self.rolling:
             end = int(limit.max()) + 1
             keys, vals = self.k[:, :, :end], self.v[:, :, :end]

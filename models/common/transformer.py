@@ -137,6 +137,7 @@ class Transformer(nn.Module):
         self.norm = RMSNorm(cfg.d_model)
         n_out = cfg.n_out or cfg.vocab_size
         self.head = nn.Linear(cfg.d_model, n_out, bias=False) if n_out else None
+        self._rope_table: tuple[torch.Tensor, torch.Tensor] | None = None
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
             if name.endswith("proj.weight"):
@@ -148,6 +149,19 @@ class Transformer(nn.Module):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
+
+    def _rope(self, input_pos: torch.Tensor, rope_pos: torch.Tensor | None):
+        """cos/sin for this step: from a precomputed table for ordinary positions inside the
+        training length (the hot decode path), computed exactly otherwise."""
+        if rope_pos is None and self.cfg.rope_axes == 1:
+            if self._rope_table is None or self._rope_table[0].device != input_pos.device:
+                cos, sin = rope_angles(torch.arange(self.cfg.max_seq_len), self.cfg.head_dim, self.cfg.rope_base)
+                self._rope_table = (cos.to(input_pos.device), sin.to(input_pos.device))
+            if 0 <= int(input_pos.min()) and int(input_pos.max()) < self.cfg.max_seq_len:
+                return self._rope_table[0][input_pos], self._rope_table[1][input_pos]
+        pos = rope_pos if rope_pos is not None else input_pos
+        cos, sin = rope_angles(pos.cpu(), self.cfg.head_dim, self.cfg.rope_base, self.cfg.rope_axes)
+        return cos.to(input_pos.device), sin.to(input_pos.device)
 
     def setup_cache(self, batch: int, max_len: int | None = None, *, window: int | None = None, sink: int = 0,
                     dtype: torch.dtype | None = None) -> None:
@@ -184,9 +198,7 @@ class Transformer(nn.Module):
         T = x.shape[1]
         if input_pos is None:
             input_pos = torch.arange(T, device=x.device)
-        cos, sin = rope_angles(rope_pos if rope_pos is not None else input_pos.cpu(), self.cfg.head_dim,
-                               self.cfg.rope_base, self.cfg.rope_axes)
-        cos, sin = cos.to(x.device), sin.to(x.device)
+        cos, sin = self._rope(input_pos, rope_pos)
         cache_args = (input_pos, attend_limit if attend_limit is not None else input_pos)
         for block in self.blocks:
             x = block(x, cos, sin, mask, cache_args)
