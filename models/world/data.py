@@ -67,6 +67,9 @@ class Explorer:
         names = list(self.mix)
         self.mode = names[self.rng.choice(len(names), p=np.array(list(self.mix.values())))]
         r = self.rng
+        inv = self.env._player.inventory
+        if min(inv["drink"], inv["food"]) < 6 and r.random() < 0.7:
+            self.mode = "seek"  # thirsty or hungry: go for water or a cow
         if self.mode == "walk":
             plan = []
             for _ in range(r.integers(1, 4)):
@@ -93,7 +96,9 @@ class Explorer:
     def _seek_plan(self) -> list[int]:
         world, player = self.env._world, self.env._player
         px, py = (int(v) for v in player.pos)
-        want = self.rng.choice(self.targets)
+        inv = self.env._player.inventory
+        want = ("water" if inv["drink"] < 6 and inv["drink"] <= inv["food"] else
+                "cow" if inv["food"] < 6 else self.rng.choice(self.targets))
         best = None
         for dx in range(-4, 5):
             for dy in range(-3, 4):
@@ -118,10 +123,26 @@ class Explorer:
         plan += [MOVES[(0, sy)]] * steps_y if sy else []
         face = (0, sy) if dy else (sx, 0)
         plan += [MOVES[face]]
-        plan += [A["do"]] * int(self.rng.integers(2, 7))
+        plan += [A["do"]] * int(self.rng.integers(2, 7) if want not in ("water", "cow") else self.rng.integers(5, 10))
         return plan
 
+    def _threat(self) -> int | None:
+        """The move that faces an adjacent zombie, if one is next to the player."""
+        px, py = (int(v) for v in self.env._player.pos)
+        for (dx, dy), move in MOVES.items():
+            obj = self.env._world[(px + dx, py + dy)][1]
+            if obj is not None and type(obj).__name__ == "Zombie":
+                return move
+        return None
+
     def act(self) -> int:
+        face = self._threat()
+        if face is not None and self.env._player.health < 6:  # wounded: run the other way
+            dx, dy = MOVE_DIR[face]
+            return MOVES[(-dx, -dy)]
+        if face is not None and self.rng.random() < 0.9:  # fight back: turn to the zombie, hit it
+            facing = tuple(int(v) for v in self.env._player.facing)
+            return A["do"] if MOVES.get(facing) == face else face
         if not self.plan:
             self._pick()
         a = self.plan.pop(0)
@@ -176,22 +197,56 @@ def load_split(split: str, root: Path | None = None, mmap: bool = True):
             np.load(root / f"{split}_episodes.npy"))
 
 
+def write_starts(path: Path, later: tuple[int, ...] = (60, 150)) -> Path:
+    """Ship real start frames of held-out worlds for the panel's start picker: every eval episode's
+    first frame, plus frames `later` steps into the first episodes (mid-play starts).
+    -> path (.npz with frames (S, 64, 64, 3) uint8, seeds (S,), steps (S,))."""
+    frames, _, bounds = load_split("eval", mmap=False)
+    picks = [(int(a), EVAL_SEED0 + e, 0) for e, a in enumerate(bounds[:-1])]
+    for e, (a, b) in enumerate(zip(bounds[:3], bounds[1:4])):
+        picks += [(int(a) + t, EVAL_SEED0 + e, t) for t in later if a + t < b]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, frames=frames[[i for i, _, _ in picks]], seeds=np.array([s for _, s, _ in picks]),
+                        steps=np.array([t for _, _, t in picks]))
+    return path
+
+
 def eval_seeds(n: int) -> list[int]:
     return [EVAL_SEED0 + i for i in range(n)]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--episodes", type=int, default=250, help="training episodes (one world seed each)")
+    p.add_argument("--episodes", type=int, default=160, help="training episodes (one world seed each)")
     p.add_argument("--eval-episodes", type=int, default=12, help="held-out evaluation episodes")
     p.add_argument("--length", type=int, default=500, help="steps per episode at most")
     p.add_argument("--eval-length", type=int, default=3000, help="steps per evaluation episode at most (drift needs 3 min)")
+    p.add_argument("--splits", default="eval,train", help="which splits to record")
+    p.add_argument("--part", type=str, default=None,
+                   help="K/P: record only every P-th training episode starting at K (run P of these at once, then --merge P)")
+    p.add_argument("--merge", type=int, default=0, help="join P recorded parts into the train split")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     out = args.out or cache_dir("world")
     out.mkdir(parents=True, exist_ok=True)
-    print(record_split("eval", eval_seeds(args.eval_episodes), args.eval_length, out, rng_seed=1))
-    print(record_split("train", list(TRAIN_SEEDS)[: args.episodes], args.length, out, rng_seed=0))
+    splits = args.splits.split(",")
+    if args.merge:
+        parts = [load_split(f"train.part{k}", out, mmap=False) for k in range(args.merge)]
+        offs = np.cumsum([0] + [len(f) for f, _, _ in parts])
+        np.save(out / "train_frames.npy", np.concatenate([f for f, _, _ in parts]))
+        np.save(out / "train_actions.npy", np.concatenate([a for _, a, _ in parts]))
+        np.save(out / "train_episodes.npy", np.concatenate([[0]] + [b[1:] + o for (_, _, b), o in zip(parts, offs)]))
+        print(f"merged {args.merge} parts: {offs[-1]} frames")
+        return 0
+    if args.part:
+        k, n = (int(v) for v in args.part.split("/"))
+        seeds = list(TRAIN_SEEDS)[: args.episodes][k::n]
+        print(record_split(f"train.part{k}", seeds, args.length, out, rng_seed=100 + k))
+        return 0
+    if "eval" in splits:
+        print(record_split("eval", eval_seeds(args.eval_episodes), args.eval_length, out, rng_seed=1))
+    if "train" in splits:
+        print(record_split("train", list(TRAIN_SEEDS)[: args.episodes], args.length, out, rng_seed=0))
     print(f"data in {out}")
     return 0
 

@@ -1,0 +1,235 @@
+"""The World panel: walk through a generated Crafter world with the keyboard, in real time.
+
+Start picks a real start frame of a held-out world; the engine's World session then makes one frame
+per tick for the key currently held (steered through the bridge), and every frame is drawn as soon
+as it arrives. Pause / resume, reset to the chosen start, record to MP4 or GIF.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+                               QSpinBox, QVBoxLayout)
+
+from app.panel import Panel
+from app.world_video import write_video
+from engine.protocol import Event
+from widgets.world_view import KeyLegend, WorldView
+
+STARTS = Path(__file__).resolve().parents[1] / "assets" / "world" / "starts.npz"
+MAX_RECORD = 60 * 60 * 10  # frames kept while recording (10 minutes at 60 FPS)
+
+
+def start_labels() -> list[str]:
+    """Labels of the shipped start frames (read without the model; the session confirms them)."""
+    try:
+        with np.load(STARTS) as z:
+            return [f"world {int(s)} at step {int(t)}" for s, t in zip(z["seeds"], z["steps"])]
+    except (OSError, KeyError, ValueError):
+        return ["start 0"]
+
+
+class WorldPanel(Panel):
+    title = "World"
+    task = "world"
+
+    def __init__(self, bridge, settings, parent=None):
+        super().__init__(bridge, settings, parent)
+        body = QHBoxLayout()
+        self.root.addLayout(body, 1)
+        self.view = WorldView()
+        body.addWidget(self.view, 1)
+        side = QVBoxLayout()
+        body.addLayout(side)
+
+        form_box = QGroupBox("World")
+        form = QFormLayout(form_box)
+        self.start_box = QComboBox()
+        self.start_box.addItems(start_labels())
+        self.start_box.setToolTip("A real start frame from a Crafter world the model never saw in training")
+        self.fps_spin = QSpinBox()
+        self.fps_spin.setRange(1, 60)
+        self.fps_spin.setValue(15)
+        self.fps_spin.setSuffix(" FPS")
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 8)
+        self.steps_spin.setValue(2)
+        self.steps_spin.setToolTip("Token-parallel steps per frame: more is slower and a little sharper")
+        form.addRow("Start", self.start_box)
+        form.addRow("Target rate", self.fps_spin)
+        form.addRow("Steps / frame", self.steps_spin)
+        side.addWidget(form_box)
+
+        row = QHBoxLayout()
+        self.start_btn = QPushButton("Start")
+        self.pause_btn = QPushButton("Pause")
+        self.reset_btn = QPushButton("Reset")
+        for b in (self.start_btn, self.pause_btn, self.reset_btn):
+            row.addWidget(b)
+        side.addLayout(row)
+        row2 = QHBoxLayout()
+        self.record_btn = QPushButton("Record")
+        self.record_btn.setCheckable(True)
+        self.save_btn = QPushButton("Save recording…")
+        row2.addWidget(self.record_btn)
+        row2.addWidget(self.save_btn)
+        side.addLayout(row2)
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        side.addWidget(self.info)
+
+        legend_box = QGroupBox("Keys (click the world first)")
+        lv = QVBoxLayout(legend_box)
+        self.legend = KeyLegend()
+        lv.addWidget(self.legend)
+        side.addWidget(legend_box)
+        side.addStretch(1)
+
+        self.paused = False
+        self.recorded: list[np.ndarray] = []
+        self._key_ids = itertools.count(1)
+        self._key_times: dict[int, float] = {}
+        self.start_btn.clicked.connect(self.toggle_start)
+        self.pause_btn.clicked.connect(self.toggle_pause)
+        self.reset_btn.clicked.connect(self.reset_world)
+        self.record_btn.toggled.connect(self.set_recording)
+        self.save_btn.clicked.connect(self.ask_save)
+        self.view.actionChanged.connect(self.on_action)
+        self.fps_spin.valueChanged.connect(lambda v: self._steer({"fps": v}))
+        self.steps_spin.valueChanged.connect(lambda v: self._steer({"steps": v}))
+        self._sync_buttons()
+
+    # ---- controls -------------------------------------------------------------------------
+    def params(self) -> dict:
+        return {"start": self.start_box.currentIndex(), "fps": self.fps_spin.value(),
+                "steps": self.steps_spin.value(), "max_frames": 0, "action": self.view.keys.action}
+
+    def toggle_start(self) -> None:
+        if self.job:
+            self.stop_job()
+            return
+        self.paused = False
+        self.view.paused = False
+        self.view.clock.reset()
+        if self.run_job(self.params()):
+            self.info.setText("Starting the world…")
+            self.view.setFocus(Qt.FocusReason.OtherFocusReason)
+        self._sync_buttons()
+
+    def toggle_pause(self) -> None:
+        if not self.job:
+            return
+        self.paused = not self.paused
+        self.bridge.pause(self.job, self.paused)
+        self.view.paused = self.paused
+        self.view.clock.reset()
+        self._sync_buttons()
+        self.view.update()
+
+    def reset_world(self) -> None:
+        if not self.job:
+            self.toggle_start()
+            return
+        self._steer({"reset": True, "start": self.start_box.currentIndex()})
+        self.view.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def on_action(self, action: str) -> None:
+        self.legend.set_active(action)
+        if not self.job:
+            return
+        key_id = next(self._key_ids)
+        self._key_times[key_id] = time.monotonic()
+        if len(self._key_times) > 256:  # keys whose frames never came (job ended) must not pile up
+            self._key_times.pop(next(iter(self._key_times)))
+        self._steer({"action": action, "key_id": key_id})
+
+    def _steer(self, params: dict) -> None:
+        if self.job:
+            self.bridge.steer(self.job, params)
+
+    # ---- recording ------------------------------------------------------------------------
+    def set_recording(self, on: bool) -> None:
+        if on:
+            self.recorded = []
+        self.view.recording = on
+        self.record_btn.setText("Stop recording" if on else "Record")
+        self._sync_buttons()
+        self.view.update()
+
+    def save_recording(self, path: str | Path) -> Path:
+        """Write the recorded frames to MP4 or GIF; errors show in the panel and are raised."""
+        try:
+            out = write_video(self.recorded, path, fps=float(self.fps_spin.value()))
+        except (ValueError, OSError, RuntimeError) as e:
+            self.error_box.show_error(f"Could not save the recording: {e}")
+            raise
+        self.info.setText(f"Saved {len(self.recorded)} frames to {out}")
+        return out
+
+    def ask_save(self) -> None:
+        if not self.recorded:
+            self.error_box.show_error("Nothing recorded yet: press Record while the world runs.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save recording", "world.mp4", "Video (*.mp4 *.gif)")
+        if path:
+            try:
+                self.save_recording(path)
+            except (ValueError, OSError, RuntimeError):
+                pass
+
+    # ---- events ---------------------------------------------------------------------------
+    def on_event(self, ev: Event) -> None:
+        d = ev.data
+        if ev.kind == "partial" and "frame" in d:
+            now = time.monotonic()
+            self.view.show_frame(d["frame"], d.get("index"), now)
+            key_id = d.get("key_id")
+            if key_id in self._key_times:
+                self.view.clock.add_latency(1000 * (now - self._key_times.pop(key_id)))
+            if d.get("action") == "reset":
+                self.view.clock.reset()
+            if self.record_btn.isChecked() and len(self.recorded) < MAX_RECORD:
+                self.recorded.append(np.array(d["frame"], copy=True))
+        elif ev.kind == "progress":
+            if "starts" in d and len(d["starts"]) == self.start_box.count():
+                for i, label in enumerate(d["starts"]):
+                    self.start_box.setItemText(i, label)
+            if "decoder" in d:
+                self.info.setText(f"Playing: {d.get('steps')} steps per frame, decoder {d['decoder']}")
+        elif ev.kind == "stats":
+            parts = [f"{d.get('fps_recent', 0):.1f} FPS in the engine"]
+            if "gen_ms_p50" in d:
+                parts.append(f"model {d['gen_ms_p50']:.0f} ms + decoder {d['decode_ms_p50']:.1f} ms per frame")
+            if "rss_mb" in d:
+                parts.append(f"engine memory {d['rss_mb']:.0f} MB")
+            self.info.setText("\n".join(parts))
+        if ev.terminal:
+            self.paused = False
+            self.view.paused = False
+            self._key_times.clear()
+            if ev.kind == "cancelled":
+                self.info.setText("Stopped.")
+            QTimer.singleShot(0, self._sync_buttons)  # after Panel has cleared `job`
+
+    def _sync_buttons(self) -> None:
+        running = self.job is not None
+        self.start_btn.setText("Stop" if running else "Start")
+        self.pause_btn.setEnabled(running)
+        self.pause_btn.setText("Resume" if self.paused else "Pause")
+        self.reset_btn.setText("Reset" if running else "Start")
+        self.save_btn.setEnabled(bool(self.recorded) and not self.record_btn.isChecked())
+
+    # ---- state kept across restarts ---------------------------------------------------------
+    def save_state(self) -> dict:
+        return {"start": self.start_box.currentIndex(), "fps": self.fps_spin.value(), "steps": self.steps_spin.value()}
+
+    def restore_state(self, state: dict) -> None:
+        if 0 <= int(state.get("start", 0)) < self.start_box.count():
+            self.start_box.setCurrentIndex(int(state.get("start", 0)))
+        self.fps_spin.setValue(int(state.get("fps", self.fps_spin.value())))
+        self.steps_spin.setValue(int(state.get("steps", self.steps_spin.value())))
+

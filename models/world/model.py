@@ -1,0 +1,219 @@
+"""The World model: an action-conditioned, block-causal transformer over frame tokens (GameNGen /
+Oasis / Inferix family, built on the shared `models.common.transformer`).
+
+A frame is one block of 82 tokens: the key pressed before it (one action token) and its 81 tile
+tokens from the tokenizer. Inside a block attention is bidirectional; across blocks it is causal,
+so a frame sees every earlier frame still in the cache and itself. Each new frame is made in a few
+token-parallel steps (MaskGIT): all 81 tiles start as [MASK], every step predicts all of them and
+keeps the most confident, the last step fills the rest.
+
+Endless play uses the shared rolling KV cache: the first frame (the real start frame) stays as a
+sink block forever, the last `window_frames` blocks roll. Training shows the model the same picture:
+sequences are [sink frame] + `window_frames` consecutive frames, where the sink is either the
+frame right before (the very start of play) or an earlier frame of the episode, and the context
+frames are corrupted with random tokens (GameNGen's noise augmentation) so long rollouts do not drift.
+
+    wm = WorldModel(WorldConfig())
+    roll = Rollout(wm, batch=1)
+    roll.reset(start_tokens)                 # (B, 81)
+    tokens = roll.predict(actions, steps=2)  # (B, 81): the next frame for keys `actions` (B,)
+    roll.observe(true_tokens)                # optional teacher forcing: replace the prediction
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.common.sampling import SamplingParams, sample
+from models.common.transformer import Transformer, TransformerConfig
+
+
+@dataclass
+class WorldConfig:
+    codes: int = 1000  # tokenizer vocabulary (FSQ codes)
+    n_tokens: int = 81  # tile tokens per frame (9x9)
+    n_actions: int = 18  # 17 Crafter keys + START (the first frame of play)
+    d_model: int = 128  # residual width
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # attention heads (32 dims each)
+    mlp_ratio: float = 3.0
+    window_frames: int = 2  # rolling frames in the KV cache, the one being made included
+    sink_frames: int = 1  # frames kept forever at the start of the cache (the start frame)
+    rope_base: float = 10000.0
+
+    @property
+    def block(self) -> int:  # tokens per frame: action + tiles
+        return 1 + self.n_tokens
+
+    @property
+    def mask_id(self) -> int:
+        return self.codes
+
+    @property
+    def vocab(self) -> int:  # codes, [MASK], actions
+        return self.codes + 1 + self.n_actions
+
+    @property
+    def seq_frames(self) -> int:
+        return self.sink_frames + self.window_frames
+
+
+class WorldModel(nn.Module):
+    def __init__(self, cfg: WorldConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tf = Transformer(TransformerConfig(
+            vocab_size=cfg.vocab, n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=cfg.d_model,
+            max_seq_len=cfg.block * cfg.seq_frames, mlp_ratio=cfg.mlp_ratio, rope_base=cfg.rope_base,
+            n_out=cfg.codes))
+        # where a token sits inside its frame (action slot, then the 9x9 tiles row by row)
+        self.slot_emb = nn.Embedding(cfg.block, cfg.d_model)
+        nn.init.normal_(self.slot_emb.weight, std=0.02)
+
+    def block_ids(self, actions: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """actions (...,), tokens (..., 81) -> transformer ids (..., 82)."""
+        act = (actions.long() + self.cfg.codes + 1)[..., None]
+        return torch.cat([act, tokens.long()], dim=-1)
+
+    def logits(self, ids: torch.Tensor, input_pos: torch.Tensor, *, attend_limit=None, mask=None,
+               last: int | None = None) -> torch.Tensor:
+        """ids (B, T) at absolute positions input_pos (T,) -> code logits (B, T, codes), or of the
+        `last` positions only (the output head is skipped for the rest)."""
+        slot = (input_pos % self.cfg.block).to(ids.device)
+        h = self.tf(ids, embeds=self.slot_emb(slot)[None], input_pos=input_pos,
+                    attend_limit=attend_limit, mask=mask, return_hidden=True)
+        return self.tf.head(h if last is None else h[:, -last:])
+
+    # ---- training -----------------------------------------------------------------------------
+    def loss(self, tokens: torch.Tensor, actions: torch.Tensor, target_from: torch.Tensor,
+             noise_max: float = 0.15, gen: torch.Generator | None = None) -> torch.Tensor:
+        """Masked-token loss on every frame after the sink, with clean context.
+
+        tokens (B, F, 81) int64, actions (B, F) (START for the sink), target_from (B,): the first frame
+        index whose prediction counts (1 when the sink is the frame right before, else 2: with a
+        distant sink the first window frame has no visible predecessor).
+
+        The input is the F clean (noise-augmented) blocks followed by masked copies of blocks 1..F-1;
+        a masked copy of block j sees clean blocks < j and itself, exactly what inference sees.
+        """
+        cfg, dev = self.cfg, tokens.device
+        B, Fr, N = tokens.shape
+        L = cfg.block
+        # context noise augmentation: each sequence draws a corruption rate in [0, noise_max]
+        rate = torch.rand(B, 1, 1, device=dev, generator=gen) * noise_max
+        noisy = torch.rand(B, Fr, N, device=dev, generator=gen) < rate
+        rand_tok = torch.randint(0, cfg.codes, (B, Fr, N), device=dev, generator=gen)
+        clean = self.block_ids(actions, torch.where(noisy, rand_tok, tokens))  # (B, F, L)
+        # MaskGIT cosine schedule: a masked fraction per (sequence, frame), at least one token
+        u = torch.rand(B, Fr - 1, 1, device=dev, generator=gen)
+        frac = torch.cos(u * math.pi / 2)
+        masked = torch.rand(B, Fr - 1, N, device=dev, generator=gen) < frac
+        masked[..., 0] |= ~masked.any(-1)
+        tgt = tokens[:, 1:]
+        inp = self.block_ids(actions[:, 1:], torch.where(masked, torch.full_like(tgt, cfg.mask_id), tgt))
+        ids = torch.cat([clean.reshape(B, Fr * L), inp.reshape(B, (Fr - 1) * L)], dim=1)
+        pos = torch.cat([torch.arange(Fr * L), torch.arange(L, Fr * L)]).to(dev)
+        logits = self.logits(ids, pos, mask=self.train_mask(Fr, dev), last=(Fr - 1) * L)  # (B, (F-1)*L, codes)
+        logits = logits.reshape(B, Fr - 1, L, cfg.codes)[:, :, 1:]  # drop the action slots
+        frame = torch.arange(1, Fr, device=dev)[None, :, None]
+        counts = masked & (frame >= target_from[:, None, None])
+        return F.cross_entropy(logits[counts], tgt[counts])
+
+    def train_mask(self, Fr: int, device) -> torch.Tensor:
+        """(T, T) bool attention mask for `loss`: clean blocks block-causal, masked copies as above."""
+        L = self.cfg.block
+        blk = torch.cat([torch.arange(Fr).repeat_interleave(L), torch.arange(1, Fr).repeat_interleave(L)])
+        is_copy = torch.cat([torch.zeros(Fr * L, dtype=torch.bool), torch.ones((Fr - 1) * L, dtype=torch.bool)])
+        q_blk, k_blk = blk[:, None], blk[None, :]
+        q_copy, k_copy = is_copy[:, None], is_copy[None, :]
+        clean_q = ~q_copy & ~k_copy & (k_blk <= q_blk)
+        copy_q = q_copy & ((~k_copy & (k_blk < q_blk)) | (k_copy & (k_blk == q_blk)))
+        return (clean_q | copy_q).to(device)
+
+
+class Rollout:
+    """Frame-by-frame generation with the rolling KV cache: `reset` with a start frame, then
+    `predict` one frame per key press, forever. Positions grow without bound; the cache holds the
+    sink block plus the last `window_frames` blocks.
+
+    Each frame's final tokens are written into the cache together with the first step of the next
+    frame (one forward of 2 blocks), so a frame with `steps` MaskGIT steps costs `steps` forwards.
+    """
+
+    def __init__(self, model: WorldModel, batch: int = 1):
+        self.m, self.cfg, self.B = model, model.cfg, batch
+        c = self.cfg
+        model.tf.setup_cache(batch, window=c.window_frames * c.block, sink=c.sink_frames * c.block)
+        self.dev = next(model.parameters()).device
+        self.pos = 0  # absolute position of the next block
+        self.pending: torch.Tensor | None = None  # (B, L) ids of the last frame, not yet in the cache
+        self.frames = 0
+
+    def cache_slots(self) -> int:
+        return sum(b.attn.kv_cache.size for b in self.m.tf.blocks)
+
+    @torch.inference_mode()
+    def reset(self, tokens: torch.Tensor) -> None:
+        """Start play from a real frame (B, 81): it becomes the sink block."""
+        self.m.tf.reset_cache()
+        start = torch.full((self.B,), self.cfg.n_actions - 1, dtype=torch.long, device=self.dev)
+        self.pending = self.m.block_ids(start, tokens.to(self.dev))
+        self.pos, self.frames = 0, 0
+        self._commit_only()
+
+    def _commit_only(self) -> None:
+        L = self.cfg.block
+        pos = torch.arange(self.pos, self.pos + L, device=self.dev)
+        self.m.logits(self.pending, pos, attend_limit=torch.full_like(pos, self.pos + L - 1), last=1)
+        self.pending, self.pos = None, self.pos + L
+
+    @torch.inference_mode()
+    def predict(self, actions: torch.Tensor, steps: int = 2, params: SamplingParams | None = None,
+                gen: torch.Generator | None = None) -> torch.Tensor:
+        """Make the next frame for keys `actions` (B,) in `steps` token-parallel steps -> tokens (B, 81)."""
+        c, L, N, dev = self.cfg, self.cfg.block, self.cfg.n_tokens, self.dev
+        params = params or SamplingParams(temperature=0.0)
+        act = torch.as_tensor(actions, device=dev).long().reshape(self.B)
+        tokens = torch.full((self.B, N), c.mask_id, dtype=torch.long, device=dev)
+        known = torch.zeros(self.B, N, dtype=torch.bool, device=dev)
+        new_pos = torch.arange(self.pos, self.pos + L, device=dev)
+        new_lim = torch.full_like(new_pos, self.pos + L - 1)
+        for s in range(steps):
+            ids = self.m.block_ids(act, tokens)
+            if s == 0 and self.pending is not None:  # commit the previous frame in the same forward
+                ids = torch.cat([self.pending, ids], dim=1)
+                pos = torch.cat([new_pos - L, new_pos])
+                lim = torch.cat([torch.full_like(new_pos, self.pos - 1), new_lim])
+            else:
+                pos, lim = new_pos, new_lim
+            logits = self.m.logits(ids, pos, attend_limit=lim, last=N)  # (B, 81, codes)
+            flat = logits.reshape(self.B * N, c.codes)
+            pick = sample(flat, params, gen).reshape(self.B, N)
+            conf = torch.log_softmax(logits.float(), -1).gather(-1, pick[..., None])[..., 0]
+            conf = conf.masked_fill(known, float("inf"))  # tokens already fixed stay fixed
+            n_known = N if s == steps - 1 else int(math.ceil(N * (1 - math.cos(math.pi / 2 * (s + 1) / steps))))
+            keep = torch.zeros_like(known)
+            keep.scatter_(1, conf.topk(n_known, dim=1).indices, True)
+            tokens = torch.where(known, tokens, torch.where(keep, pick, tokens))
+            known = known | keep
+        self.pending = self.m.block_ids(act, tokens)
+        self.pos += L
+        self.frames += 1
+        return tokens
+
+    @torch.inference_mode()
+    def observe(self, tokens: torch.Tensor) -> None:
+        """Teacher forcing: the real frame (B, 81) replaces the last prediction in the context."""
+        assert self.pending is not None, "observe() follows predict()"
+        self.pending = torch.cat([self.pending[:, :1], tokens.to(self.dev).long()], dim=1)
+
+
+def load_world_model(path, device: str = "cpu") -> WorldModel:
+    from models.common.weights import load_config, load_weights
+
+    cfg = WorldConfig(**load_config(path)["config"])
+    return load_weights(WorldModel(cfg), path, device)

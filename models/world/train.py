@@ -1,0 +1,261 @@
+"""Train the World model: the frame tokenizer, then the action-conditioned dynamics transformer.
+
+    python -m models.world.data                      # record Crafter play first (cache dir)
+    python -m models.world.train                     # all stages: tokenizer, tokens, dynamics
+    python -m models.world.train --stage dynamics --minutes 40 --threads 2
+    torchrun --nproc_per_node 4 -m models.world.train --stage dynamics   # the same under DDP
+
+Stages: `tokenizer` trains the autoencoder on frames and exports its decoder to ONNX; `tokens`
+encodes every recorded frame into tile tokens (cache dir); `dynamics` trains the transformer on
+token sequences. Every stage is resumable (a checkpoint in runs/world/ with the optimizer state,
+reloaded by default; --fresh starts over), logs to stdout, and writes the shipped fp16 weights to
+assets/world/ every few minutes, so a usable model exists early.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from models.common.paths import REPO, asset, cache_dir
+from models.common.weights import save_weights
+from models.world.data import START, load_split
+from models.world.tokenizer import FrameAutoencoder, TokenizerConfig, export_decoder_onnx, load_tokenizer
+
+RUNS = REPO / "runs" / "world"
+TOKENIZER = asset("world", "tokenizer.safetensors")
+DECODER_ONNX = asset("world", "decoder.onnx")
+DYNAMICS = asset("world", "dynamics.safetensors")
+
+
+# ---- distributed (torchrun) -------------------------------------------------------------------
+def dist_setup() -> tuple[int, int]:
+    if "RANK" not in os.environ:
+        return 0, 1
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def wrap(model: torch.nn.Module, world: int, device: str) -> torch.nn.Module:
+    if world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return DDP(model, device_ids=[int(os.environ.get("LOCAL_RANK", 0))] if device.startswith("cuda") else None)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int = 100) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class Checkpoint:
+    """Model + optimizer + step in runs/world/<name>.pt (training state only; never shipped)."""
+
+    def __init__(self, name: str):
+        self.path = RUNS / f"{name}.pt"
+
+    def load(self, model, opt) -> int:
+        if not self.path.exists():
+            return 0
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        return int(state["step"])
+
+    def save(self, model, opt, step: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
+        tmp.replace(self.path)
+
+
+# ---- stage 1: tokenizer -------------------------------------------------------------------------
+def train_tokenizer(args, rank: int, world: int, device: str) -> None:
+    frames, _, _ = load_split("train")
+    cfg = TokenizerConfig()
+    ae = FrameAutoencoder(cfg).to(device)
+    opt = torch.optim.AdamW(ae.parameters(), lr=args.tok_lr, weight_decay=0.0)
+    ck = Checkpoint("tokenizer")
+    step = 0 if args.fresh else ck.load(ae, opt)
+    model = wrap(ae, world, device)
+    rng = np.random.default_rng(1000 + rank + step)
+    total, t0, last_save = args.tok_steps, time.time(), time.time()
+    deadline = t0 + 60 * args.tok_minutes
+    seen = step * args.tok_batch * world
+    while step < total and time.time() < deadline:
+        idx = np.sort(rng.choice(len(frames), args.tok_batch, replace=False))
+        x = torch.from_numpy(np.asarray(frames[idx])).to(device).permute(0, 3, 1, 2).float() / 255.0
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total, args.tok_lr, warmup=50)
+        y, _ = model(x)
+        loss = torch.nn.functional.l1_loss(y, x) + torch.nn.functional.mse_loss(y, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        seen += len(idx) * world
+        if rank == 0 and (step % 25 == 0 or step == 1):
+            mse = torch.nn.functional.mse_loss(y.detach(), x).item()
+            print(json.dumps({"stage": "tokenizer", "step": step, "loss": round(loss.item(), 5),
+                              "psnr": round(10 * math.log10(1 / max(mse, 1e-10)), 2), "frames_seen": seen,
+                              "min": round((time.time() - t0) / 60, 2)}), flush=True)
+        if rank == 0 and time.time() - last_save > 60 * args.save_every:
+            ck.save(ae, opt, step)
+            save_tokenizer(ae, step, seen)
+            last_save = time.time()
+    if rank == 0:
+        ck.save(ae, opt, step)
+        save_tokenizer(ae, step, seen)
+        print(f"tokenizer: {step} steps, weights in {TOKENIZER}, decoder in {DECODER_ONNX}", flush=True)
+
+
+def save_tokenizer(ae: FrameAutoencoder, step: int, seen: int) -> None:
+    save_weights(ae, TOKENIZER, ae.cfg, {"steps": step, "frames_seen": seen})
+    # the shipped decoder is exported from the fp16 weights, exactly what the engine loads
+    export_decoder_onnx(load_tokenizer(TOKENIZER), DECODER_ONNX)
+
+
+# ---- stage 2: tokens ------------------------------------------------------------------------------
+@torch.inference_mode()
+def encode_splits(device: str) -> None:
+    ae = load_tokenizer(TOKENIZER, device)
+    for split in ("train", "eval"):
+        frames, _, _ = load_split(split)
+        out = np.empty((len(frames), ae.cfg.n_tokens), dtype=np.int16)
+        for i in range(0, len(frames), 512):
+            out[i:i + 512] = ae.encode(np.asarray(frames[i:i + 512])).cpu().numpy()
+        np.save(cache_dir("world") / f"{split}_tokens.npy", out)
+        print(f"tokens: {split} {out.shape}, {len(np.unique(out))} distinct codes used", flush=True)
+
+
+def load_tokens(split: str):
+    path = cache_dir("world") / f"{split}_tokens.npy"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; run: python -m models.world.train --stage tokens")
+    _, actions, bounds = load_split(split)
+    return np.load(path).astype(np.int64), actions.astype(np.int64), bounds
+
+
+# ---- stage 3: dynamics ----------------------------------------------------------------------------
+class SequenceSampler:
+    """Random training sequences [sink] + W consecutive frames, the way the rolling cache holds them."""
+
+    def __init__(self, tokens, actions, bounds, window: int, rng: np.random.Generator, p_start: float = 0.3,
+                 p_sink_start: float = 0.7):
+        self.tokens, self.actions, self.window, self.rng = tokens, actions, window, rng
+        self.p_start, self.p_sink_start = p_start, p_sink_start
+        self.eps = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b - a >= window + 2]
+
+    def batch(self, n: int):
+        W = self.window
+        toks, acts, tfrom = [], [], []
+        for _ in range(n):
+            a, b = self.eps[self.rng.integers(len(self.eps))]
+            if self.rng.random() < self.p_start:  # the very start of play: sink, then frames 1..W
+                idx, tf = list(range(a, a + W + 1)), 1
+            else:
+                i = int(self.rng.integers(a + 1, b - W + 1))  # first window frame
+                j = a if self.rng.random() < self.p_sink_start else int(self.rng.integers(a, i))
+                idx, tf = [j] + list(range(i, i + W)), (1 if j == i - 1 else 2)
+            act = self.actions[idx].copy()
+            act[0] = START
+            toks.append(self.tokens[idx])
+            acts.append(act)
+            tfrom.append(tf)
+        return torch.from_numpy(np.stack(toks)), torch.from_numpy(np.stack(acts)), torch.tensor(tfrom)
+
+
+def train_dynamics(args, rank: int, world: int, device: str) -> None:
+    from models.world.model import WorldConfig, WorldModel
+
+    tokens, actions, bounds = load_tokens("train")
+    cfg = WorldConfig()
+    wm = WorldModel(cfg).to(device)
+    opt = torch.optim.AdamW(wm.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
+    ck = Checkpoint("dynamics")
+    step = 0 if args.fresh else ck.load(wm, opt)
+    model = wrap(wm, world, device)
+    loss_fn = model.module.loss if world > 1 else model.loss
+    sampler = SequenceSampler(tokens, actions, bounds, cfg.window_frames, np.random.default_rng(7 + rank + step))
+    if rank == 0:
+        print(f"dynamics: {wm.tf.num_params() + wm.slot_emb.weight.numel()} parameters, "
+              f"{len(sampler.eps)} episodes, {len(tokens)} frames", flush=True)
+    total, t0, last_save = args.steps, time.time(), time.time()
+    deadline = t0 + 60 * args.minutes
+    tokens_seen = step * args.batch * world * cfg.seq_frames * cfg.block
+    ema = None
+    while step < total and time.time() < deadline:
+        tok, act, tf = sampler.batch(args.batch)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total, args.lr)
+        wm.train()
+        loss = loss_fn(tok.to(device), act.to(device), tf.to(device), noise_max=args.noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(wm.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tokens_seen += tok.shape[0] * world * cfg.seq_frames * cfg.block
+        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        if rank == 0 and (step % 25 == 0 or step == 1):
+            print(json.dumps({"stage": "dynamics", "step": step, "loss": round(loss.item(), 4), "ema": round(ema, 4),
+                              "lr": round(opt.param_groups[0]["lr"], 6), "tokens_seen": tokens_seen,
+                              "min": round((time.time() - t0) / 60, 2)}), flush=True)
+        if rank == 0 and time.time() - last_save > 60 * args.save_every:
+            ck.save(wm, opt, step)
+            save_weights(wm.eval(), DYNAMICS, cfg, {"steps": step, "tokens_seen": tokens_seen, "loss_ema": ema})
+            last_save = time.time()
+    if rank == 0:
+        ck.save(wm, opt, step)
+        save_weights(wm.eval(), DYNAMICS, cfg, {"steps": step, "tokens_seen": tokens_seen, "loss_ema": ema})
+        print(f"dynamics: {step} steps, loss {ema:.4f}, weights in {DYNAMICS}", flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--stage", choices=["all", "tokenizer", "tokens", "dynamics"], default="all")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (the machine is shared)")
+    p.add_argument("--fresh", action="store_true", help="ignore the checkpoint in runs/world/")
+    p.add_argument("--save-every", type=float, default=3.0, help="minutes between weight saves")
+    p.add_argument("--tok-steps", type=int, default=1500)
+    p.add_argument("--tok-batch", type=int, default=32)
+    p.add_argument("--tok-lr", type=float, default=2e-3)
+    p.add_argument("--tok-minutes", type=float, default=12.0, help="wall-clock cap of the tokenizer stage")
+    p.add_argument("--steps", type=int, default=3000, help="dynamics optimizer steps (schedule length)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1.5e-3)
+    p.add_argument("--noise", type=float, default=0.15, help="largest context corruption rate")
+    p.add_argument("--minutes", type=float, default=45.0, help="wall-clock cap of the dynamics stage")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rank, world = dist_setup()
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    if rank == 0:
+        print(json.dumps({"args": vars(args), "world_size": world, "device": device}), flush=True)
+    if args.stage in ("all", "tokenizer"):
+        train_tokenizer(args, rank, world, device)
+    if args.stage in ("all", "tokens") and rank == 0:
+        encode_splits(device)
+    if world > 1:
+        dist.barrier()
+    if args.stage in ("all", "dynamics"):
+        train_dynamics(args, rank, world, device)
+    if world > 1:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
