@@ -70,7 +70,7 @@ case "$MODE" in
     say "layering contracts (import-linter)"
     $VENV/bin/lint-imports
     say "engine and model tests with Qt blocked (they must run headless, without PySide6)"
-    WEFT_BLOCK_QT=1 $PY -m pytest -q -p no:xvfb -p no:pytest-qt tests/engine tests/models
+    WEFT_BLOCK_QT=1 $PY -m pytest -q -p no:xvfb -p no:pytest-qt -W ignore::pytest.PytestConfigWarning tests/engine tests/models
     say "whole test suite (Qt tests on Xvfb when available)"
     $PY -m pytest -q
     ;;

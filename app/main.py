@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("Weft")
     settings = Settings.load()
     apply_theme(app, settings.theme)
+    hints = app.styleHints()
+    if hasattr(hints, "colorSchemeChanged"):  # follow the system's dark/light switch while running
+        hints.colorSchemeChanged.connect(lambda *_: settings.theme == "system" and apply_theme(app, "system"))
     sys.excepthook = excepthook
     win = MainWindow(settings)
     win.show()

@@ -28,8 +28,12 @@ class Panel(QWidget):
 
     # ---- jobs ------------------------------------------------------------------------------
     def run_job(self, params: dict, task: str | None = None) -> str | None:
-        """Submit a job; its events go to `on_event`. Returns the job id (None if no engine)."""
+        """Submit a job; its events go to `on_event`. Returns the job id (None if no engine).
+        A job still running in this panel is cancelled first: the newest request wins at once."""
         self.error_box.clear()
+        if self.job:
+            self.bridge.cancel(self.job)
+            self.job = None
         if not self.bridge.connected:
             self.error_box.show_error("The engine is not running yet; wait for 'ready' in the status bar.")
             return None
@@ -43,6 +47,8 @@ class Panel(QWidget):
             self.bridge.cancel(self.job)
 
     def _route(self, ev: Event) -> None:
+        if ev.job != self.job:  # a superseded job's last words
+            return
         if ev.kind == "error":
             self.error_box.show_error(ev.data.get("message", "The job failed."), ev.data.get("traceback", ""))
         self.on_event(ev)
