@@ -222,7 +222,8 @@ def _subpaths(path, scale: float, off: np.ndarray) -> list[tuple[str, np.ndarray
             c1, c2 = _cubic_from_quad(p0, c, p1)
             add("C", q(se.Point(*c1)), q(se.Point(*c2)), q(seg.end))
         elif isinstance(seg, se.Arc):
-            for cub in seg.as_cubic_curves():
+            quarters = max(1, int(np.ceil(abs(float(seg.sweep)) / (np.pi / 2) - 1e-6)))  # one cubic per 90 degrees
+            for cub in seg.as_cubic_curves(quarters):
                 add("C", q(cub.control1), q(cub.control2), q(cub.end))
     flush()
     return subs

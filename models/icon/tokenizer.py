@@ -47,7 +47,7 @@ def encode_icon(paths: list[IconPath]) -> list[int]:
 def decode(tokens, *, partial: bool = False) -> list[IconPath]:
     """Tokens -> paths. Stops at EOS. Tokens before the first PATH (BOS, text, FIM markers) are skipped.
 
-    partial=False: a malformed sequence raises ValueError. partial=True (live streaming): an
+    partial=False: a malformed or unterminated sequence raises ValueError. partial=True (live streaming): an
     unfinished command at the end is dropped and the path in progress is returned as far as it goes.
     """
     paths: list[IconPath] = []
@@ -67,9 +67,11 @@ def decode(tokens, *, partial: bool = False) -> list[IconPath]:
         cmds.clear()
         pts.clear()
 
+    ended = False
     while i < len(toks):
         t = toks[i]
         if t == EOS:
+            ended = True
             break
         if t == PATH:
             close_path()
@@ -93,6 +95,8 @@ def decode(tokens, *, partial: bool = False) -> list[IconPath]:
             i += 1 + 2 * n
             continue
         raise ValueError(f"unexpected token {t} at {i}")
+    if not ended and not partial:
+        raise ValueError("the sequence has no end-of-icon token")
     close_path()
     return paths
 
@@ -162,17 +166,13 @@ class Grammar:
             return _YS[_K[state]]
         if state in _YS.values():
             k = _K[state]
-            return _XS[k - 1] if k > 1 else (AFTER_M if _after_move(state) else CMD)
+            return _XS[k - 1] if k > 1 else CMD  # GrammarTracker turns this into AFTER_M after a move
         raise ValueError(f"token {tok} is not allowed in state {state}")
 
     def bias(self, states: np.ndarray, used: int) -> np.ndarray:
         """(B,) states, tokens used so far -> (B, V) additive logits bias."""
         table = self.closing if self.max_len - used <= 9 else self.table
         return table[states]
-
-
-def _after_move(state: int) -> bool:  # placeholder replaced by the tracker below; see GrammarTracker
-    return False
 
 
 class GrammarTracker:

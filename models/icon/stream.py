@@ -1,0 +1,370 @@
+"""The engine's Icon session (task "icon"): text to SVG icons that stream path by path, plus the
+editing requests of the panel.
+
+Modes (params["mode"]):
+  generate  prompt, n (1-8 candidates, one batch), temperature, top_p, guidance, seed, max_tokens
+  infill    paths (the icon), index (the path to redraw), prompt: redraw one path, the rest as context
+  suggest   paths, prompt: draw one more path after the given ones
+  import    svg (document text): normalise it through the same pipeline as the training data
+Events: partial {"candidate", "index", "cmds", "pts", "final"} as paths finish (final=True) and every
+few tokens for the path in progress (final=False); progress {"done", "total"}; one output with the
+finished candidates (wire paths + SVG text + validity, text-match scores when the evaluator is there).
+
+Decoding runs on the shared core (models.common.generate) with the icon grammar in its logits_bias
+hook, so every sample is a valid token sequence. Greedy single-candidate requests use grammar-aware
+speculative decoding (ADED-style n-gram draft and verify, `speculative_tokens`); its output is
+identical to plain greedy decoding.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.common.generate import generate, prefill
+from models.common.paths import asset
+from models.common.sampling import SamplingParams, guide
+from models.common.session import ParamError, StreamSession, check_range
+from models.common.speculative import NGramDrafter
+from models.common.weights import load_config, load_weights
+from models.icon.model import IconConfig, IconModel
+from models.icon.svg import IconError, IconPath, parse_svg, render_paths, to_svg
+from models.icon.tokenizer import (BOS, EOS, PATH, START, TXT, Grammar, GrammarTracker, decode, encode_paths,
+                                   fim_prompt)
+
+STEP_BUDGET_S = 0.03  # decode for about this long per step() so cancel / steer stay instant
+PARTIAL_EVERY = 6  # tokens between updates of the path in progress
+MAX_PATHS_IN = 64
+
+
+@dataclass
+class IconBundle:
+    """What every icon session shares: the model, the text encoder, the drafter table, the evaluator."""
+
+    model: IconModel
+    encoder: object  # models.common.text.TextEncoder (None in tests that pass text vectors)
+    ngrams: dict
+    evaluator: object | None = None
+
+
+def load_bundle(device: str = "cpu", weights=None, with_text: bool = True) -> IconBundle:
+    path = weights or asset("icon", "icon.safetensors")
+    if not path.exists():
+        raise FileNotFoundError(f"icon weights not found at {path}; train them with `python -m models.icon.train`")
+    cfg = IconConfig.from_dict(load_config(path)["config"])
+    model = load_weights(IconModel(cfg), path, device)
+    encoder = None
+    if with_text:
+        from models.common.text import shared_encoder
+
+        encoder = shared_encoder()
+    ngrams = load_ngrams(asset("icon", "ngrams.npz"))
+    evaluator = None
+    ev_path = asset("icon", "evaluator.safetensors")
+    if ev_path.exists() and with_text:
+        from models.icon.evaluator import load_evaluator
+
+        evaluator = load_evaluator(ev_path, device)
+    return IconBundle(model, encoder, ngrams, evaluator)
+
+
+# ---- speculative decoding ----------------------------------------------------------------------
+def load_ngrams(path) -> dict:
+    """assets/icon/ngrams.npz -> {context tuple: most frequent next token} from the training corpus."""
+    if not path.exists():
+        return {}
+    z = np.load(path)
+    out = {}
+    for ctx, nxt in zip(z["context"].tolist(), z["next"].tolist()):
+        out[tuple(t for t in ctx if t >= 0)] = nxt
+    return out
+
+
+class _LiveThenCorpus(defaultdict):
+    """The drafter's n-gram table: counts from the live context, else the corpus' most frequent next token."""
+
+    def __init__(self, corpus: dict):
+        super().__init__(Counter)
+        self.corpus = corpus
+
+    def get(self, key, default=None):
+        c = super().get(key)
+        if c:
+            return c
+        nxt = self.corpus.get(key)
+        return Counter({nxt: 1}) if nxt is not None else default
+
+
+class IconDrafter(NGramDrafter):
+    """The shared n-gram drafter over the live context (prompt and decoded tokens), backed by the
+    training corpus' n-gram table shipped in assets/icon/ngrams.npz."""
+
+    def __init__(self, corpus: dict, n: int = 4):
+        super().__init__(n)
+        self.table = _LiveThenCorpus(corpus)
+
+
+@torch.inference_mode()
+def speculative_tokens(model: IconModel, prompt: torch.Tensor, embeds: torch.Tensor, guidance: float,
+                       tracker: GrammarTracker, drafter: IconDrafter, max_new: int, k: int = 6,
+                       stats: dict | None = None) -> Iterator[int]:
+    """Greedy, grammar-constrained decoding of one candidate with n-gram draft-and-verify.
+
+    prompt: (rows, T) with rows = 2 under classifier-free guidance (row 1 unconditional).
+    The verify pass scores all drafted tokens in one forward; a draft token is accepted only when it
+    equals the guided, grammar-masked argmax, so the output equals plain greedy decoding.
+    """
+    gpt = model.gpt
+    rows, T = prompt.shape
+    gpt.setup_cache(rows, T + max_new + k + 2)
+    logits = prefill(gpt, prompt, torch.arange(T, device=prompt.device), embeds)[:, None]  # (rows, 1, V)
+    context = prompt[0].tolist()
+    drafter.add(context)
+    p, n_out, forwards, accepted = T - 1, 0, 1, 0  # p: position of the last token fed to the model
+    draft: list[int] = []
+    while True:
+        lg = (guide(logits[:1], logits[1:], guidance) if rows == 2 else logits)[0].float()  # (1+len(draft), V)
+        for j in range(len(draft) + 1):  # row j predicts the token after [fed token] + draft[:j]
+            bias = torch.from_numpy(tracker.bias()[0]).to(lg.device)
+            tok = int((lg[j] + bias).argmax())
+            tracker.feed([tok])
+            context.append(tok)
+            drafter.add(context[-drafter.n:])
+            n_out += 1
+            if stats is not None:
+                stats.update(forwards=forwards, accepted=accepted, tokens=n_out)
+            yield tok
+            if tok == EOS or n_out >= max_new:
+                return
+            if j < len(draft) and tok == draft[j]:
+                accepted += 1  # already in the cache at position p + 1 + j
+                continue
+            break
+        p += 1 + j  # where `tok` (the model's own choice, not yet fed) goes
+        draft = drafter.draft(context, min(k, max_new - n_out - 1))
+        feed = torch.tensor([[tok] + draft] * rows, device=prompt.device)
+        logits = gpt(feed, input_pos=torch.arange(p, p + feed.shape[1], device=prompt.device))
+        forwards += 1
+
+
+# ---- the session ---------------------------------------------------------------------------------
+class IconSession(StreamSession):
+    task = "icon"
+
+    @classmethod
+    def load(cls, device: str):
+        bundle = load_bundle(device)
+        # warm up: one short decode so the first request does not pay for lazy initialisation
+        s = cls(bundle, device)
+        s.start({"prompt": "star", "n": 1, "max_tokens": 16, "seed": 0})
+        while not s.done:
+            s.step()
+        return bundle
+
+    # ---- requests ---------------------------------------------------------------------------
+    def start(self, params: dict):
+        self.t0 = time.perf_counter()
+        self.first_path_s = None
+        self.n_tokens = 0
+        self.spec_stats: dict = {}
+        mode = params.get("mode", "generate")
+        if mode == "import":
+            return self._import(params)
+        if mode not in ("generate", "infill", "suggest"):
+            raise ParamError(f"unknown mode '{mode}'; use generate, infill, suggest or import")
+        self.mode = mode
+        prompt = params.get("prompt", "")
+        if not isinstance(prompt, str):
+            raise ParamError("prompt must be text")
+        prompt = prompt.strip()
+        if mode == "generate" and not prompt:
+            raise ParamError("type a prompt describing the icon, e.g. 'a rocket'")
+        temperature = check_range(params, "temperature", 0.0, 2.0, 0.8)
+        top_p = check_range(params, "top_p", 0.05, 1.0, 0.95)
+        guidance = check_range(params, "guidance", 0.0, 10.0, 2.0)
+        seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
+        n = check_range(params, "n", 1, 8, 4 if mode == "generate" else 1, int)
+        cfg = self.bundle.model.cfg
+        self.sampling = SamplingParams(temperature=temperature, top_p=top_p, guidance=guidance, seed=seed)
+
+        self.context_paths: list[dict] = []
+        if mode == "generate":
+            ctx = [TXT, BOS]
+        else:
+            self.context_paths = self._read_paths(params.get("paths"))
+            paths = [IconPath.from_wire(p) for p in self.context_paths]
+            if mode == "infill":
+                self.index = check_range(params, "index", 0, max(len(paths) - 1, 0), 0, int)
+                if not paths:
+                    raise ParamError("there is no path to redraw; draw or generate an icon first")
+                ctx = [TXT] + fim_prompt(paths[:self.index], paths[self.index + 1:])
+            else:
+                self.index = len(paths)
+                ctx = [TXT] + fim_prompt(paths, [])
+        budget = cfg.max_seq_len - len(ctx) - 1
+        if budget < 16:
+            raise ParamError("the icon is too large to add to; delete some paths first")
+        self.max_new = min(check_range(params, "max_tokens", 8, 1024, 1000, int), budget)
+        self.n = n
+        text = self._text_vector(prompt)  # (384,) zeros when there is no prompt
+        use_cfg = guidance != 1.0 and bool(prompt)
+        rows = 2 * n if use_cfg else n
+        prompt_t = torch.tensor([ctx] * rows, device=self.device)
+        texts = torch.from_numpy(np.stack([text] * n + ([np.zeros_like(text)] * n if use_cfg else [])))
+        model = self.bundle.model
+        with torch.inference_mode():
+            embeds = model.prefix_embeds(texts.to(self.device), len(ctx))
+        self.tracker = GrammarTracker(Grammar(single_path=mode != "generate", max_len=self.max_new), n, START)
+        self.speculative = bool(params.get("speculative", True)) and temperature == 0.0 and n == 1
+        if self.speculative:
+            self.drafter = IconDrafter(self.bundle.ngrams)
+            gen = speculative_tokens(model, prompt_t, embeds, guidance if use_cfg else 1.0, self.tracker,
+                                     self.drafter, self.max_new, stats=self.spec_stats)
+            self.tokens_iter = (np.array([t]) for t in gen)
+        else:
+            self.tokens_iter = self._sampled(prompt_t, embeds, use_cfg)
+        self.rows: list[list[int]] = [[] for _ in range(n)]
+        self.finished = np.zeros(n, bool)
+        self.path_count = [0] * n
+        self.prompt = prompt
+        return [("progress", {"done": 0, "total": self.max_new + 1, "n": n, "mode": mode})]
+
+    def _sampled(self, prompt_t, embeds, use_cfg) -> Iterator[np.ndarray]:
+        tracker = self.tracker
+
+        def bias(step, out):
+            return torch.from_numpy(tracker.bias()).to(out.device)
+
+        for tok in generate(self.bundle.model.gpt, prompt_t, self.max_new, self.sampling, prompt_embeds=embeds,
+                            cfg=use_cfg, stop_token=EOS, logits_bias=bias):
+            t = tok.cpu().numpy()
+            tracker.feed(t)
+            yield t
+
+    def _read_paths(self, raw) -> list[dict]:
+        if not isinstance(raw, (list, tuple)):
+            raise ParamError("paths must be a list of {'cmds', 'pts'} paths")
+        if len(raw) > MAX_PATHS_IN:
+            raise ParamError(f"the icon has {len(raw)} paths; at most {MAX_PATHS_IN} are supported")
+        out = []
+        for i, p in enumerate(raw):
+            try:
+                IconPath.from_wire(p)
+            except (IconError, ValueError) as e:
+                raise ParamError(f"path {i} is malformed: {e}") from None
+            out.append(p)
+        return out
+
+    def _text_vector(self, prompt: str) -> np.ndarray:
+        dim = self.bundle.model.cfg.text_dim
+        if not prompt:
+            return np.zeros(dim, np.float32)
+        if self.bundle.encoder is None:  # tests without MiniLM: a deterministic stand-in vector
+            g = np.random.default_rng(abs(hash(prompt)) % 2**32)
+            v = g.standard_normal(dim).astype(np.float32)
+            return v / np.linalg.norm(v)
+        return self.bundle.encoder.encode([prompt])[0]
+
+    def _import(self, params):
+        svg = params.get("svg")
+        if not isinstance(svg, str) or not svg.strip():
+            raise ParamError("the file is empty or not text; choose an SVG file")
+        try:
+            paths = parse_svg(svg)
+        except IconError as e:
+            raise ParamError(f"cannot import this SVG: {e}") from None
+        self.done = True
+        self.mode = "import"
+        wire = [p.to_wire() for p in paths]
+        return [("output", {"mode": "import", "paths": wire, "svg": to_svg(paths)})]
+
+    # ---- decoding --------------------------------------------------------------------------
+    def step(self):
+        out = []
+        t_end = time.perf_counter() + STEP_BUDGET_S
+        while not self.done and time.perf_counter() < t_end:
+            try:
+                toks = next(self.tokens_iter)
+            except StopIteration:
+                out += self._finish()
+                break
+            self.n_tokens += 1
+            for b, t in enumerate(toks.tolist()):
+                if self.finished[b]:
+                    continue
+                row = self.rows[b]
+                if t in (PATH, EOS) and PATH in row:
+                    out.append(self._path_event(b, final=True))
+                row.append(t)
+                if t == EOS:
+                    self.finished[b] = True
+                elif t != PATH and len(row) % PARTIAL_EVERY == 0:
+                    ev = self._path_event(b, final=False)
+                    if ev[1]["cmds"]:
+                        out.append(ev)
+            if self.finished.all() or self.n_tokens >= self.max_new:
+                out += self._finish()
+                break
+        if not self.done:
+            out.append(("progress", {"done": self.n_tokens, "total": self.max_new + 1}))
+        return out
+
+    def _current_path(self, b: int) -> IconPath | None:
+        row = self.rows[b]
+        last = len(row) - 1 - row[::-1].index(PATH)
+        paths = decode(row[last:], partial=True)
+        return paths[0] if paths else None
+
+    def _path_event(self, b: int, final: bool):
+        p = self._current_path(b)
+        k = self.path_count[b]
+        if final:
+            self.path_count[b] += 1
+            if self.first_path_s is None and p is not None:
+                self.first_path_s = time.perf_counter() - self.t0
+        index = k if self.mode == "generate" else self.index
+        data = {"candidate": b, "index": index, "final": final, "cmds": p.cmds if p else "",
+                "pts": p.pts if p else np.zeros((0, 2), np.float32)}
+        return ("partial", data)
+
+    def _finish(self):
+        self.done = True
+        cands = []
+        for b in range(self.n):
+            try:
+                paths = decode(self.rows[b], partial=not self.finished[b])
+                valid = bool(self.finished[b]) and len(paths) > 0
+            except ValueError:
+                paths, valid = [], False
+            if self.mode == "generate":
+                wire = [p.to_wire() for p in paths]
+            else:  # the untouched paths go back exactly as they came
+                new = [p.to_wire() for p in paths[:1]]
+                if self.mode == "infill":
+                    wire = self.context_paths[:self.index] + new + self.context_paths[self.index + 1:]
+                else:
+                    wire = self.context_paths + new
+                valid = valid and len(new) == 1
+            svg = to_svg([IconPath.from_wire(p) for p in wire]) if wire else ""
+            cands.append({"paths": wire, "svg": svg, "valid": valid})
+        data = {"mode": self.mode, "candidates": cands, "prompt": self.prompt}
+        if self.mode != "generate":
+            data["index"] = self.index
+        ev = self.bundle.evaluator
+        if ev is not None and self.prompt and self.mode == "generate":
+            imgs = np.stack([render_paths([IconPath.from_wire(p) for p in c["paths"]], ev.size) if c["paths"]
+                             else np.zeros((ev.size, ev.size), np.float32) for c in cands])
+            data["scores"] = ev.score(imgs, self._text_vector(self.prompt)).astype(np.float32)
+        return [("output", data)]
+
+    def stats(self) -> dict:
+        s = {"tokens": int(getattr(self, "n_tokens", 0)) * int(getattr(self, "n", 1))}
+        if getattr(self, "first_path_s", None) is not None:
+            s["first_path_ms"] = round(1000 * self.first_path_s, 1)
+        if getattr(self, "spec_stats", None):
+            s["speculative"] = dict(self.spec_stats)
+        return s

@@ -1,0 +1,101 @@
+"""The icon session: streaming order, grammar-valid samples, infill keeps untouched paths byte-identical,
+speculative greedy equals plain greedy, import of good and malformed SVG. Tiny random model, no Qt."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.common.session import ParamError
+from models.icon.model import IconConfig, IconModel
+from models.icon.stream import IconBundle, IconSession
+from models.icon.svg import IconPath
+from models.icon.tokenizer import EOS, PATH, is_valid
+
+SQUARE = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><rect x="2" y="2" width="8" height="8"/>' \
+         '<circle cx="17" cy="17" r="4"/></svg>'
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    torch.manual_seed(0)
+    model = IconModel(IconConfig(n_layer=2, n_head=2, d_model=32, max_seq_len=512)).eval()
+    return IconBundle(model, encoder=None, ngrams={})
+
+
+def run(bundle, params):
+    s = IconSession(bundle, "cpu")
+    events = list(s.start(params))
+    steps = 0
+    while not s.done:
+        events += s.step()
+        steps += 1
+        assert steps < 5000
+    return s, events
+
+
+def test_generate_streams_paths_then_one_output(bundle):
+    s, events = run(bundle, {"prompt": "a rocket", "n": 3, "temperature": 1.0, "seed": 3, "max_tokens": 120})
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "progress" and kinds[-1] == "output" and kinds.count("output") == 1
+    out = events[-1][1]
+    assert len(out["candidates"]) == 3
+    for b, cand in enumerate(out["candidates"]):
+        finals = [d for k, d in events if k == "partial" and d["candidate"] == b and d["final"]]
+        # finished paths arrive in order, one per index, and match the final icon
+        assert [d["index"] for d in finals] == list(range(len(finals)))
+        assert len(finals) == len(cand["paths"])
+        for d, p in zip(finals, cand["paths"]):
+            assert d["cmds"] == p["cmds"] and np.array_equal(d["pts"], p["pts"])
+    for row in s.rows:  # the grammar keeps every sample a valid sequence (or cut at the budget)
+        assert row[0] == PATH
+        assert is_valid(row) or (EOS not in row and len(row) == s.max_new)
+
+
+def test_bad_params_are_plain_errors(bundle):
+    for params, word in [({"prompt": ""}, "prompt"), ({"prompt": "x", "n": 9}, "n"),
+                         ({"prompt": "x", "temperature": "hot"}, "temperature"), ({"mode": "dance"}, "mode"),
+                         ({"mode": "infill", "paths": [{"cmds": "MZ"}], "index": 0}, "malformed")]:
+        with pytest.raises(ParamError, match=word):
+            IconSession(bundle, "cpu").start(params)
+
+
+def test_import_normalises_and_rejects_malformed(bundle):
+    _, events = run(bundle, {"mode": "import", "svg": SQUARE})
+    paths = events[-1][1]["paths"]
+    assert len(paths) == 2 and paths[0]["cmds"].startswith("M")
+    assert max(p["pts"].max() for p in paths) <= 511
+    for bad in ["", "<svg", "not an svg at all", '<svg xmlns="http://www.w3.org/2000/svg"><path d="M0 0L1 1" '
+                'stroke="black" fill="none"/></svg>', '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9">'
+                '<image href="x.png"/></svg>']:
+        with pytest.raises(ParamError, match="SVG|file|empty"):
+            IconSession(bundle, "cpu").start({"mode": "import", "svg": bad})
+
+
+def test_infill_keeps_untouched_paths_identical(bundle):
+    _, ev = run(bundle, {"mode": "import", "svg": SQUARE})
+    paths = ev[-1][1]["paths"] + [{"cmds": "MLLZ", "pts": np.array([[300.5, 20], [400, 20], [350, 90.25]], np.float32)}]
+    _, events = run(bundle, {"mode": "infill", "paths": paths, "index": 1, "prompt": "a badge", "seed": 1,
+                             "temperature": 1.0, "max_tokens": 80})
+    out = events[-1][1]["candidates"][0]
+    assert len(out["paths"]) == 3
+    for i in (0, 2):
+        assert out["paths"][i]["cmds"] == paths[i]["cmds"]
+        assert out["paths"][i]["pts"].tobytes() == np.asarray(paths[i]["pts"], np.float32).tobytes()
+    partials = [d for k, d in events if k == "partial"]
+    assert partials and all(d["index"] == 1 for d in partials)
+    # suggest adds exactly one path after the others
+    _, events = run(bundle, {"mode": "suggest", "paths": paths, "prompt": "a badge", "seed": 2, "max_tokens": 80})
+    out = events[-1][1]["candidates"][0]
+    assert len(out["paths"]) in (3, 4) and out["paths"][:3] == paths[:3] or \
+        all(np.array_equal(a["pts"], b["pts"]) for a, b in zip(out["paths"][:3], paths))
+
+
+def test_speculative_greedy_equals_plain_greedy(bundle):
+    for params in ({"prompt": "a house", "n": 1, "temperature": 0.0, "guidance": 2.0, "max_tokens": 60},
+                   {"prompt": "a house", "n": 1, "temperature": 0.0, "guidance": 1.0, "max_tokens": 60}):
+        s1, _ = run(bundle, {**params, "speculative": True})
+        s2, _ = run(bundle, {**params, "speculative": False})
+        assert s1.speculative and not s2.speculative
+        assert s1.rows == s2.rows
+        assert s1.spec_stats["forwards"] <= s1.spec_stats["tokens"]
