@@ -87,33 +87,30 @@ def heading(root_mat: torch.Tensor) -> torch.Tensor:
 
 
 # ---- channels <-> rotation matrices ------------------------------------------------------------
+QUAT_JOINTS = [0] + SPHERICAL  # joints stored as quaternions, in channel order
+_QUAT_COLS = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 26, 27,
+              29, 30, 31, 32, 34, 35, 36, 37, 38, 39, 40, 41]  # the 9 quaternions' columns
+_HINGE_COLS = [19, 28, 33, 42]  # right knee, right elbow, left knee, left elbow
+
+
 def channels_to_pose(ch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(..., 43) data channels -> root position (..., 3) and local rotations (..., 15, 3, 3)."""
     lead = ch.shape[:-1]
     rots = torch.eye(3, dtype=ch.dtype, device=ch.device).expand(*lead, 15, 3, 3).clone()
-    rots[..., 0, :, :] = quat_to_mat(ch[..., 3:7])
-    i = 7
-    for j in JOINTS[1:]:
-        k = JOINTS.index(j)
-        if k in SPHERICAL:
-            rots[..., k, :, :] = quat_to_mat(ch[..., i:i + 4])
-            i += 4
-        elif k in HINGES:
-            rots[..., k, :, :] = rot_z(ch[..., i])
-            i += 1
+    rots[..., QUAT_JOINTS, :, :] = quat_to_mat(ch[..., _QUAT_COLS].reshape(*lead, 9, 4))
+    rots[..., HINGES, :, :] = rot_z(ch[..., _HINGE_COLS])
     return ch[..., :3], rots
 
 
 def pose_to_channels(root: torch.Tensor, rots: torch.Tensor) -> torch.Tensor:
     """Inverse of `channels_to_pose`; hinge angles read as the rotation about local Z."""
-    parts = [root, mat_to_quat(rots[..., 0, :, :])]
-    for k in range(1, 15):
-        if k in SPHERICAL:
-            parts.append(mat_to_quat(rots[..., k, :, :]))
-        elif k in HINGES:
-            m = rots[..., k, :, :]
-            parts.append(torch.atan2(m[..., 1, 0], m[..., 0, 0])[..., None])
-    return torch.cat(parts, -1)
+    lead = root.shape[:-1]
+    out = torch.zeros(*lead, N_CHANNELS, dtype=root.dtype, device=root.device)
+    out[..., :3] = root
+    out[..., _QUAT_COLS] = mat_to_quat(rots[..., QUAT_JOINTS, :, :]).reshape(*lead, 36)
+    m = rots[..., HINGES, :, :]
+    out[..., _HINGE_COLS] = torch.atan2(m[..., 1, 0], m[..., 0, 0])
+    return out
 
 
 # ---- forward kinematics ------------------------------------------------------------------------

@@ -1,0 +1,393 @@
+"""The engine's motion session: an endless, steerable character motion, one 8-frame primitive per step.
+
+Real time: the session keeps `buffer` primitives ahead of playback. Playback is the panel's clock
+(it reports `played` frames through steer) or, without reports, the wall clock at `speed`; a gap
+in stepping (the engine paused the job) shifts the clock instead of making the session catch up.
+
+    start({"text": "walk forward", "guidance": 2.0, "seed": 0, "buffer": 2, "speed": 1.0,
+           "seconds": 0 (endless) | N (finite, generated as fast as possible, then an "output"),
+           "commands": [[t_s, text], ...] (a timed script), "goal": [x, z] | None,
+           "bvh": text (play an imported BVH; continue from it when it is this character)})
+    steer({"text": ..., "at": frame})   new command from frame `at` (default: the next primitive)
+    steer({"goal": [x, z]} | {"goal": None}); steer({"reset": True}); steer({"played": frame});
+    steer({"speed": s}); steer({"guidance": g})
+
+Events: one "progress" with the skeleton and BVH header first; then a "partial" per primitive with
+`t0` (its first frame index; frames from t0 on replace what the client had), `points` (8, 20, 3)
+world positions, `channels` (8, 43), `bvh` (8 BVH motion lines), the command and the goal.
+Goal reaching: the model's goal-direction condition (trained by hindsight relabelling: the goal of
+a training window is where its root really is one second later), re-aimed every primitive.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.common.paths import asset, cache_dir
+from models.common.session import ParamError, StreamSession, check_range
+from models.common.weights import load_config, load_weights
+from models.motion import bvh, rig
+from models.motion import data as D
+from models.motion.model import MotionConfig, MotionDenoiser, features_to_pose
+
+WEIGHTS = asset("motion", "motion.safetensors")
+FPS = 30
+IDLE_TEXT = "stand still"
+GOAL_RADIUS = 0.4  # metres: a goal this close counts as reached
+MAX_TEXT = 200
+KEEP_FRAMES = 600  # frames an endless session keeps (the client keeps the whole take)
+
+
+@dataclass
+class MotionBundle:
+    model: MotionDenoiser
+    encoder: object  # anything with encode(list[str]) -> (N, 384)
+    start_pose: np.ndarray  # (2, 64) world features of a standing character
+    denoise: object = None  # a faster stand-in for model.forward (ONNX Runtime on CPU), or None
+
+
+INPUTS = ["x", "step", "hist", "text", "has_text", "goal", "has_goal"]
+
+
+class OrtDenoiser:
+    """The denoiser's forward through ONNX Runtime: about 3x less CPU than eager PyTorch for this
+    small network (per-op overhead dominates). The graph is exported from the shipped safetensors
+    weights into the cache dir at load time; the shipped weights stay safetensors."""
+
+    def __init__(self, model: MotionDenoiser, path):
+        import onnxruntime as ort
+
+        if not path.exists():
+            B = 2
+            args = (torch.randn(B, model.cfg.prim, model.cfg.feat_dim), torch.full((B,), 3), torch.randn(B, model.cfg.hist, model.cfg.feat_dim),
+                    torch.randn(B, model.cfg.text_dim), torch.ones(B, dtype=torch.bool), torch.randn(B, 2), torch.ones(B, dtype=torch.bool))
+            import warnings
+
+            tmp = path.with_suffix(".tmp")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer notes about the shared transformer's cache branch
+                torch.onnx.export(model, args, str(tmp), input_names=INPUTS, output_names=["x0"], dynamo=False,
+                                  dynamic_axes={k: {0: "batch"} for k in INPUTS + ["x0"]})
+            tmp.replace(path)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+        feed = {k: v.numpy() for k, v in zip(INPUTS, args)}
+        return torch.from_numpy(self.session.run(None, feed)[0])
+
+
+def standing_pose() -> np.ndarray:
+    """Two frames of a character standing at the origin, facing +X, as world features (2, 64)."""
+    from models.motion import procedural
+
+    w = procedural.Walker(np.random.default_rng(0))
+    w.yaw = 0.0
+    w.feet = [procedural.Foot(s, o, w._nominal(s, 0.0, w.pos, 0.0), 0.0) for s, o in ((1.0, 0.0), (-1.0, 0.5))]
+    frames = [w.step("idle") for _ in range(20)][-2:]
+    ch = rig.pose_to_channels(torch.from_numpy(np.stack([f[0] for f in frames])),
+                              torch.from_numpy(np.stack([f[1] for f in frames])))
+    return D.world_features(ch.float().numpy())
+
+
+def load_bundle(path=WEIGHTS, device: str = "cpu", encoder=None, onnx: bool = True) -> MotionBundle:
+    cfg = MotionConfig(**load_config(path)["config"])
+    model = load_weights(MotionDenoiser(cfg), path, device)
+    if encoder is None:
+        from models.common.text import shared_encoder
+
+        encoder = shared_encoder()
+    denoise = None
+    if onnx and device == "cpu":
+        import hashlib
+        import logging
+
+        digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
+        try:
+            denoise = OrtDenoiser(model, cache_dir("motion") / f"denoiser-{digest}.onnx")
+        except Exception:  # no exporter or runtime here: eager PyTorch is slower but the same model
+            logging.getLogger("weft.motion").warning("ONNX Runtime path unavailable; using PyTorch", exc_info=True)
+    return MotionBundle(model, encoder, standing_pose(), denoise)
+
+
+def world_to_outputs(world: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 64) world features -> points (T, 20, 3) and channels (T, 43), float32."""
+    root = world[:, :3]
+    rots = torch.eye(3, dtype=world.dtype).expand(len(world), 15, 3, 3).clone()
+    rots[:, 0] = world[:, 3:12].reshape(-1, 3, 3)
+    rots[:, rig.SPHERICAL] = rig.sixd_to_mat(world[:, 12:60].reshape(-1, 8, 6))
+    rots[:, rig.HINGES] = rig.rot_z(world[:, 60:64])
+    pts = rig.forward_kinematics(root, rots)
+    return pts.float().numpy(), rig.pose_to_channels(root, rots).float().numpy()
+
+
+def canonical_to_world(x: torch.Tensor, origin: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+    """(T, 61) canonical features of one primitive -> (T, 64) world features."""
+    root, rots = features_to_pose(x)
+    R = rig.rot_y(yaw)
+    p = (R @ root.unsqueeze(-1)).squeeze(-1) + origin * torch.tensor([1.0, 0.0, 1.0])
+    p[:, 1] = root[:, 1]
+    six = rig.mat_to_6d(rots[:, rig.SPHERICAL]).reshape(len(x), -1)
+    return torch.cat([p, (R @ rots[:, 0]).reshape(-1, 9), six, x[:, 57:61]], -1)
+
+
+class MotionSession(StreamSession):
+    task = "motion"
+    realtime = True
+
+    @classmethod
+    def load(cls, device: str) -> MotionBundle:
+        if not WEIGHTS.exists():
+            raise FileNotFoundError(f"motion weights missing at {WEIGHTS}; train them: python -m models.motion.train")
+        b = load_bundle(WEIGHTS, device)
+        b.encoder.encode([IDLE_TEXT, "walk forward"])
+        hist = torch.zeros(1, 2, b.model.cfg.feat_dim)
+        for _ in range(2):  # warm up the denoiser so the first key press never stalls
+            b.model.sample(hist, torch.zeros(1, 384), guidance=2.0, denoise=b.denoise)
+        return b
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self, params: dict):
+        self.guidance = check_range(params, "guidance", 1.0, 6.0, 2.0)
+        self.seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
+        self.buffer = check_range(params, "buffer", 1, 16, 2, int)
+        self.speed = check_range(params, "speed", 0.1, 4.0, 1.0)
+        self.seconds = check_range(params, "seconds", 0, 3600, 0)
+        self.steps = check_range(params, "steps", 1, self.bundle.model.cfg.steps, self.bundle.model.cfg.steps, int)
+        self.commands = self._parse_commands(params.get("commands"))
+        text = params.get("text", IDLE_TEXT if not self.commands else self.commands[0][1])
+        self.gen = torch.Generator().manual_seed(self.seed)
+        self.world: list[torch.Tensor] = []  # every frame's world features (T, 64)
+        self.points: list[np.ndarray] = []
+        self.channels: list[np.ndarray] = []
+        self.texts: list[str] = []
+        self.gen_ms: list[float] = []
+        self.latency_ms: list[float] = []
+        self.goal_log: list[dict] = []
+        self.goal = None
+        self.clip: np.ndarray | None = None  # imported BVH points still to play
+        self.clip_pos = 0
+        self._set_text(text)
+        self._pending_change: float | None = None
+        self.anchor = (time.monotonic(), 0)  # (wall time, playback frame) of the playback clock
+        self.last_step = time.monotonic()
+        out = [("progress", {"skeleton": {"names": rig.POINTS, "parents": rig.POINT_PARENTS, "fps": FPS},
+                             "bvh_header": bvh.header(), "command": self.text})]
+        self._begin(self.bundle.start_pose)
+        if params.get("bvh"):
+            out += self._import(params["bvh"])
+        if params.get("goal") is not None:
+            self._set_goal(params["goal"])
+        return out
+
+    def _begin(self, world: np.ndarray) -> None:
+        self.base = 0  # frames dropped from the front of the lists (endless sessions)
+        self.world = [torch.from_numpy(np.asarray(w, np.float64)) for w in world]
+        pts, ch = world_to_outputs(torch.stack(self.world))
+        self.points, self.channels = list(pts), list(ch)
+        self.texts = [self.text] * len(world)
+
+    def _import(self, text: str):
+        try:
+            clip = bvh.parse(text)
+        except bvh.BVHError as e:
+            raise ParamError(f"This BVH file cannot be played: {e}") from None
+        if clip.matches_rig():  # our character: play it, then the model continues from its last frames
+            ch = clip.to_channels()
+            world = D.world_features(ch)
+            self._begin(world)
+            pts, _ = world_to_outputs(torch.from_numpy(world).double())
+            return [("partial", {"t0": 0, "points": pts, "channels": ch, "bvh": bvh.motion_lines(ch),
+                                 "command": "imported BVH", "imported": True})]
+        self.clip = clip.points().astype(np.float32)  # another skeleton: play it as is, then finish
+        self.clip_parents = clip.parents
+        self.clip_names = clip.names
+        return [("progress", {"skeleton": {"names": clip.names, "parents": clip.parents, "fps": round(1 / clip.frame_time)},
+                              "bvh_header": None, "command": "imported BVH"})]
+
+    # ---- parameters ----------------------------------------------------------------------
+    @staticmethod
+    def _clean_text(text) -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise ParamError("the motion command is empty: type what the character should do, e.g. 'walk forward'")
+        text = " ".join(text.split())
+        if len(text) > MAX_TEXT:
+            raise ParamError(f"the motion command is too long ({len(text)} characters, at most {MAX_TEXT})")
+        return text
+
+    def _parse_commands(self, cmds) -> list[tuple[float, str]]:
+        if not cmds:
+            return []
+        try:
+            out = sorted((float(t), self._clean_text(s)) for t, s in cmds)
+        except (TypeError, ValueError):
+            raise ParamError("commands must be a list of [seconds, text] pairs") from None
+        return out
+
+    def _set_text(self, text) -> None:
+        self.text = self._clean_text(text)
+        self.text_emb = torch.from_numpy(self.bundle.encoder.encode([self.text])).float()
+
+    def _set_goal(self, goal) -> None:
+        if goal is None:
+            self.goal = None
+            return
+        try:
+            x, z = (float(v) for v in goal)
+        except (TypeError, ValueError):
+            raise ParamError(f"goal must be [x, z] in metres on the floor, got {goal!r}") from None
+        if not (math.isfinite(x) and math.isfinite(z)) or max(abs(x), abs(z)) > 1000:
+            raise ParamError(f"goal must be finite and within 1000 m, got {goal!r}")
+        self.goal = np.array([x, z])
+        self.goal_log.append({"goal": [x, z], "frame": self.n_frames, "reached_frame": None})
+        if self.text == IDLE_TEXT:
+            self._set_text("walk forward")
+
+    def steer(self, params: dict) -> None:
+        if params.get("reset"):
+            self.clip = None
+            self.goal = None
+            self._set_text(params.get("text", IDLE_TEXT))
+            self._begin(self.bundle.start_pose)
+            self._reset_sent = False
+            self.anchor = (time.monotonic(), 0)
+            return
+        if "played" in params:
+            self.anchor = (time.monotonic(), check_range(params, "played", 0, 10**9, 0, int))
+        if "speed" in params:
+            self.anchor = (time.monotonic(), self._playback())
+            self.speed = check_range(params, "speed", 0.1, 4.0, 1.0)
+        if "guidance" in params:
+            self.guidance = check_range(params, "guidance", 1.0, 6.0, 2.0)
+        if "text" in params:
+            self._set_text(params["text"])
+            self._pending_change = time.perf_counter()
+            if params.get("at") is not None:
+                self._rewind(check_range(params, "at", 0, 10**9, 0, int))
+        if "goal" in params:
+            self._set_goal(params["goal"])
+            if params.get("at") is not None:
+                self._rewind(check_range(params, "at", 0, 10**9, 0, int))
+
+    @property
+    def n_frames(self) -> int:
+        """Frames made so far (the next primitive's first frame index)."""
+        return self.base + len(self.world)
+
+    def _rewind(self, frame: int) -> None:
+        """Drop generated frames from `frame` on (not yet played) so the change shows sooner."""
+        keep = max(2, min(frame - self.base, len(self.world)))
+        del self.world[keep:], self.points[keep:], self.channels[keep:], self.texts[keep:]
+
+    def _trim(self) -> None:
+        extra = len(self.world) - KEEP_FRAMES
+        if self.seconds == 0 and extra > 0:
+            del self.world[:extra], self.points[:extra], self.channels[:extra], self.texts[:extra]
+            self.base += extra
+
+    # ---- stepping ------------------------------------------------------------------------
+    def _playback(self) -> float:
+        t, f = self.anchor
+        return f + (time.monotonic() - t) * FPS * self.speed
+
+    def next_due(self) -> float:
+        if self.seconds:
+            return 0.0
+        made = self.clip_pos if self.clip is not None else self.n_frames
+        ahead = made - self._playback()  # frames made but not yet played
+        lead = self.buffer * self.bundle.model.cfg.prim
+        if ahead < lead:
+            return 0.0
+        return time.monotonic() + (ahead - lead) / (FPS * self.speed)
+
+    def step(self):
+        now = time.monotonic()
+        if self.seconds == 0 and now - self.last_step > 1.0 + 2 * self.buffer * 8 / FPS:
+            self.anchor = (self.anchor[0] + (now - self.last_step), self.anchor[1])  # paused: don't catch up
+        self.last_step = now
+        if self.clip is not None:
+            return self._play_clip()
+        out = []
+        if getattr(self, "_reset_sent", True) is False:
+            self._reset_sent = True
+            pts = np.stack(self.points)
+            out.append(("partial", {"t0": 0, "reset": True, "points": pts, "channels": np.stack(self.channels),
+                                    "bvh": bvh.motion_lines(np.stack(self.channels)), "command": self.text}))
+        if self.commands:
+            t_now = self.n_frames / FPS
+            while self.commands and self.commands[0][0] <= t_now:
+                self._set_text(self.commands.pop(0)[1])
+                self._pending_change = time.perf_counter()
+        out.append(self._primitive())
+        if self.seconds and len(self.world) >= self.seconds * FPS:
+            n = int(self.seconds * FPS)
+            ch = np.stack(self.channels[:n])
+            out.append(("output", {"points": np.stack(self.points[:n]), "channels": ch, "texts": self.texts[:n],
+                                   "bvh": bvh.header() + bvh.motion_block(ch), "goals": self.goal_log}))
+            self.done = True
+        return out
+
+    def _goal_direction(self, origin: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor | None:
+        if self.goal is None:
+            return None
+        d = torch.tensor([self.goal[0], 0.0, self.goal[1]], dtype=torch.float64) - origin * torch.tensor([1.0, 0, 1.0])
+        dist = float(d.norm())
+        if dist < GOAL_RADIUS:
+            self.goal_log[-1]["reached_frame"] = self.n_frames
+            self.goal = None
+            self._set_text(IDLE_TEXT)
+            return None
+        d = (rig.rot_y(-yaw) @ d)[[0, 2]]
+        return (d / d.norm()).float()[None]
+
+    def _primitive(self):
+        t0 = time.perf_counter()
+        m = self.bundle.model
+        hist_w = torch.stack(self.world[-m.cfg.hist:])[None]  # (1, 2, 64)
+        origin, yaw = D.reference(hist_w[:, -1])
+        hist = D.canonicalise(hist_w, origin, yaw).float()
+        goal = self._goal_direction(origin[0], yaw[0])
+        x = m.sample(hist, self.text_emb, goal, guidance=self.guidance, steps=self.steps, generator=self.gen,
+                     denoise=self.bundle.denoise)[0]
+        world = canonical_to_world(x.double(), origin[0], yaw[0])
+        pts, ch = world_to_outputs(world)
+        start = self.n_frames
+        self.world += list(world)
+        self.points += list(pts)
+        self.channels += list(ch)
+        self.texts += [self.text] * len(world)
+        self.gen_ms.append(1000 * (time.perf_counter() - t0))
+        if self._pending_change is not None:
+            self.latency_ms.append(1000 * (time.perf_counter() - self._pending_change))
+            self._pending_change = None
+        data = {"t0": start, "points": pts, "channels": ch, "bvh": bvh.motion_lines(ch), "command": self.text,
+                "goal": None if self.goal is None else [float(v) for v in self.goal]}
+        if self.goal_log and self.goal_log[-1]["reached_frame"] == start:
+            data["goal_reached"] = True
+        self._trim()
+        return ("partial", data)
+
+    def _play_clip(self):
+        n = 8
+        chunk = self.clip[self.clip_pos:self.clip_pos + n]
+        start = self.clip_pos
+        self.clip_pos += len(chunk)
+        out = [("partial", {"t0": start, "points": chunk, "command": "imported BVH", "imported": True})]
+        if self.clip_pos >= len(self.clip):
+            self.done = True
+        return out
+
+    def stats(self) -> dict:
+        g = np.array(self.gen_ms[-200:]) if getattr(self, "gen_ms", None) else np.zeros(1)
+        s = {"frames": self.n_frames if hasattr(self, "world") else 0, "primitive_ms": round(float(np.median(g)), 2),
+             "gen_fps": round(float(8000 / max(np.median(g), 1e-3)), 1)}
+        if getattr(self, "latency_ms", None):
+            s["command_latency_ms"] = round(float(np.median(self.latency_ms)), 1)
+        return s

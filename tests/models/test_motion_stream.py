@@ -1,0 +1,124 @@
+"""The engine's motion session with a tiny random denoiser: events, steering, pacing, reset, errors."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from models.common.session import ParamError
+from models.motion import bvh
+from tests.models.motion_fixtures import session, tiny_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return tiny_bundle()
+
+
+def partials(events):
+    return [d for k, d in events if k == "partial"]
+
+
+def test_start_sends_skeleton_then_primitives(bundle):
+    s, out = session({"text": "walk forward"}, bundle)
+    head = out[0][1]
+    assert out[0][0] == "progress" and len(head["skeleton"]["parents"]) == 20
+    assert head["bvh_header"].startswith("HIERARCHY")
+    p1, p2 = partials(s.step()), partials(s.step())
+    assert p1[0]["t0"] == 2 and p2[0]["t0"] == 10  # after the 2 standing history frames, 8 at a time
+    assert p1[0]["points"].shape == (8, 20, 3) and p1[0]["channels"].shape == (8, 43) and len(p1[0]["bvh"]) == 8
+    assert s.stats()["frames"] == 18
+
+
+def test_steer_changes_the_next_primitive_only(bundle):
+    a, _ = session({"text": "walk forward", "seed": 4}, bundle)
+    b, _ = session({"text": "walk forward", "seed": 4}, bundle)
+    pa = [partials(a.step())[0]["points"] for _ in range(2)]
+    pb = [partials(b.step())[0]["points"] for _ in range(2)]
+    np.testing.assert_array_equal(pa[1], pb[1])  # same seed, same text: same motion
+    b.steer({"text": "jump"})
+    na, nb = partials(a.step())[0], partials(b.step())[0]
+    assert nb["command"] == "jump" and na["command"] == "walk forward"
+    assert np.abs(na["points"] - nb["points"]).max() > 1e-3
+
+
+def test_steer_at_a_frame_rewinds_unplayed_frames(bundle):
+    s, _ = session({"text": "walk forward"}, bundle)
+    for _ in range(3):
+        s.step()
+    s.steer({"text": "turn left", "at": 12})
+    p = partials(s.step())[0]
+    assert p["t0"] == 12 and p["command"] == "turn left"
+
+
+def test_reset_goes_back_to_the_start_pose(bundle):
+    s, _ = session({"text": "run"}, bundle)
+    for _ in range(4):
+        s.step()
+    s.steer({"reset": True})
+    ev = partials(s.step())
+    assert ev[0]["reset"] and ev[0]["t0"] == 0
+    np.testing.assert_allclose(ev[0]["points"][0], bundle_start_points(), atol=1e-5)
+    assert ev[1]["t0"] == 2
+
+
+def bundle_start_points():
+    from models.motion.stream import world_to_outputs, standing_pose
+    import torch
+
+    return world_to_outputs(torch.from_numpy(standing_pose()).double())[0][0]
+
+
+def test_pacing_keeps_a_small_buffer_and_does_not_catch_up_after_pause(bundle):
+    s, _ = session({"text": "walk forward", "buffer": 2}, bundle)
+    assert s.next_due() == 0.0
+    for _ in range(3):
+        s.step()
+    s.steer({"played": 0})
+    assert s.next_due() > time.monotonic()  # 26 frames made, 16 ahead wanted: wait for playback
+    s.steer({"played": 20})
+    assert s.next_due() <= time.monotonic()
+    # the engine paused the job for 30 s: the session's clock must move with the pause
+    s.anchor = (s.anchor[0] - 30, s.anchor[1])
+    s.last_step -= 30
+    s.step()
+    assert s._playback() < 30  # not 900 frames on: no burst of catch-up steps
+
+
+def test_goal_and_bad_parameters(bundle):
+    s, _ = session({"text": "stand still"}, bundle)
+    s.steer({"goal": [3.0, -2.0]})
+    p = partials(s.step())[0]
+    assert p["goal"] == [3.0, -2.0] and p["command"] == "walk forward"
+    root = p["points"][-1, 0]
+    s.steer({"goal": [float(root[0]) + 0.1, float(root[2])]})  # within reach: reached at once
+    p = partials(s.step())[0]
+    assert p["goal_reached"] and p["goal"] is None and p["command"] == "stand still"
+    for bad in ({"text": "   "}, {"goal": "north"}, {"goal": [float("nan"), 0]}, {"speed": 99}, {"text": "x" * 500}):
+        with pytest.raises(ParamError):
+            s.steer(bad)
+    with pytest.raises(ParamError, match="guidance"):
+        session({"guidance": 50}, bundle)
+
+
+def test_finite_take_ends_with_a_bvh_that_parses(bundle):
+    s, _ = session({"commands": [[0, "walk forward"], [0.5, "jump"]], "seconds": 1}, bundle)
+    out = []
+    while not s.done:
+        out += s.step()
+    kind, data = out[-1]
+    assert kind == "output" and data["points"].shape == (30, 20, 3)
+    assert data["texts"][0] == "walk forward" and data["texts"][-1] == "jump"
+    clip = bvh.parse(data["bvh"])
+    assert clip.matches_rig() and len(clip.motion) == 30
+
+
+def test_endless_session_keeps_bounded_history(bundle):
+    from models.motion.stream import KEEP_FRAMES
+
+    s, _ = session({"text": "walk forward"}, bundle)
+    for _ in range(KEEP_FRAMES // 8 + 20):
+        p = partials(s.step())[0]
+    assert len(s.world) <= KEEP_FRAMES + 8
+    assert p["t0"] == s.n_frames - 8
