@@ -54,7 +54,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--new", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is often fastest for batch-1 decode)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     import transformers
 
     prompt = torch.randint(0, VOCAB, (1, PROMPT))
