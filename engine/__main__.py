@@ -16,7 +16,8 @@ from pathlib import Path
 def setup_logging(log_file: str | None, verbose: bool = False) -> None:
     from platformdirs import user_log_dir
 
-    path = Path(log_file) if log_file else Path(user_log_dir("weft")) / "engine.log"
+    folder = os.environ.get("WEFT_LOG_DIR") or user_log_dir("weft")
+    path = Path(log_file) if log_file else Path(folder) / "engine.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     handlers: list[logging.Handler] = [RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3)]
     handlers.append(logging.StreamHandler(sys.stderr))
