@@ -114,7 +114,7 @@ class SkeletonView(QWidget):
         self.scene_data = SkeletonScene()
         self.canvas = scene.SceneCanvas(keys=None, bgcolor="#20242b", show=False)
         self.view = self.canvas.central_widget.add_view()
-        self.view.camera = scene.TurntableCamera(fov=45, elevation=18, azimuth=-60, distance=5.5,
+        self.view.camera = scene.TurntableCamera(fov=45, elevation=18, azimuth=-60, distance=4.2,
                                                  center=(0, 0, 0.9), up="+z")
         self.grid = scene.visuals.Line(pos=self.scene_data.grid_segments(), connect="segments",
                                        color=(0.45, 0.5, 0.58, 0.6), parent=self.view.scene)

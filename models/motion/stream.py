@@ -16,7 +16,8 @@ Events: one "progress" with the skeleton and BVH header first; then a "partial" 
 `t0` (its first frame index; frames from t0 on replace what the client had), `points` (8, 20, 3)
 world positions, `channels` (8, 43), `bvh` (8 BVH motion lines), the command and the goal.
 Goal reaching: the model's goal-direction condition (trained by hindsight relabelling: the goal of
-a training window is where its root really is one second later), re-aimed every primitive.
+a training window is where its root really is one second later), re-aimed every primitive and
+clamped to the turning range seen in training; the goal counts as reached within 0.4 m.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ WEIGHTS = asset("motion", "motion.safetensors")
 FPS = 30
 IDLE_TEXT = "stand still"
 GOAL_RADIUS = 0.4  # metres: a goal this close counts as reached
+GOAL_MAX_ANGLE = 0.6  # radians: the widest goal direction fed to the model (see _goal_direction)
 MAX_TEXT = 200
 KEEP_FRAMES = 600  # frames an endless session keeps (the client keeps the whole take)
 
@@ -247,8 +249,8 @@ class MotionSession(StreamSession):
             raise ParamError(f"goal must be finite and within 1000 m, got {goal!r}")
         self.goal = np.array([x, z])
         self.goal_log.append({"goal": [x, z], "frame": self.n_frames, "reached_frame": None})
-        if self.text == IDLE_TEXT:
-            self._set_text("walk forward")
+        if not any(w in self.text.lower() for w in ("walk", "run", "jog", "go ", "sprint")):
+            self._set_text("walk forward")  # a goal needs locomotion; keep "run" or "jog" if asked for
 
     def steer(self, params: dict) -> None:
         if params.get("reset"):
@@ -344,8 +346,11 @@ class MotionSession(StreamSession):
             self.goal = None
             self._set_text(IDLE_TEXT)
             return None
-        d = (rig.rot_y(-yaw) @ d)[[0, 2]]
-        return (d / d.norm()).float()[None]
+        d = (rig.rot_y(-yaw) @ d)[[0, 2]]  # (forward, right) in the character's frame
+        # Training goals (where the root is 1 s later) lie within ~35 degrees of the heading while
+        # walking forward; a goal further round is fed at that angle, so the character turns towards it.
+        ang = float(torch.atan2(d[1], d[0]).clamp(-GOAL_MAX_ANGLE, GOAL_MAX_ANGLE))
+        return torch.tensor([[math.cos(ang), math.sin(ang)]], dtype=torch.float32)
 
     def _primitive(self):
         t0 = time.perf_counter()

@@ -91,14 +91,12 @@ def test_panel_plays_steers_and_exports(qtbot, panel, tmp_path):
     assert panel.export_npz(str(tmp_path / "take.npz"))
     z = np.load(tmp_path / "take.npz")
     assert z["points"].shape[1:] == (20, 3)
-
-
-def test_broken_bvh_import_shows_a_clear_message(qtbot, panel, tmp_path):
+    # a broken BVH import ends that job with a plain message in the panel
     bad = tmp_path / "broken.bvh"
     bad.write_text("HIERARCHY\nROOT hips\n{\n OFFSET 0 0\n")
     panel.import_bvh(str(bad))
-    qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
-    assert "cannot be played" in panel.error_box.text()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=30000)
+    assert "cannot be played" in panel.error_box.text() and "MOTION" in panel.error_box.text()
 
 
 @pytest.mark.gl
