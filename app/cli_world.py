@@ -68,13 +68,14 @@ def read_actions(path: str | Path) -> list[str]:
 def add_parser(sub) -> str:
     p = sub.add_parser("world", help="render a scripted run through a generated world to MP4/GIF")
     p.add_argument("--actions", required=True, help="file with one action per line (ACTION [COUNT]) or a JSON list")
-    p.add_argument("-o", "--output", required=True, help="out.mp4 or out.gif")
+    p.add_argument("-o", "--output", required=True, help="out.mp4, out.gif, or out.png (a strip of frames)")
     p.add_argument("--start", type=int, default=0, help="index of the real start frame (held-out world)")
     p.add_argument("--steps", type=int, default=2, help="token-parallel steps per frame (1-8)")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=15.0, help="frame rate of the written video")
     p.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscale factor")
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the engine (default: scales with the run)")
     return "world"
 
 
@@ -88,16 +89,22 @@ def run(args, client) -> int:
     params = {"actions": actions, "start": args.start, "steps": args.steps, "temperature": args.temperature,
               "seed": args.seed, "fps": 0}
     show = progress_printer("world")
-    frames = []
+    frames, labels = [], []
 
     def on_event(ev):
         if ev.kind == "partial" and "frame" in ev.data:
             frames.append(ev.data["frame"].copy())
+            labels.append(str(ev.data.get("action", "")).replace("move_", "").replace("reset", "start"))
             if len(frames) % 20 == 0:
                 print(f"\rworld: {len(frames) - 1}/{len(actions)} frames", end="", file=sys.stderr, flush=True)
         show(ev)
 
-    client.run("world", params, on_event=on_event, timeout=60 + 2.0 * len(actions))
-    path = write_video(frames, args.output, fps=args.fps, scale=args.scale)
+    client.run("world", params, on_event=on_event, timeout=args.timeout or 120 + 2.0 * len(actions))
+    if Path(args.output).suffix.lower() == ".png":
+        from app.world_video import write_strip
+
+        path = write_strip(frames, args.output, labels=labels, scale=args.scale)
+    else:
+        path = write_video(frames, args.output, fps=args.fps, scale=args.scale)
     print(f"{path}: {len(frames)} frames ({len(actions)} generated + the start frame)")
     return 0

@@ -123,12 +123,14 @@ class WorldSession(StreamSession):
         from models.world.model import Rollout
 
         self.roll = Rollout(b.model, 1)
+        self.cache_slots = self.roll.cache_slots()  # fixed for the whole job: the rolling cache never grows
         self.frames = 0
         self.actions: list[int] = []
         self.gen_ms: deque = deque(maxlen=120)
         self.decode_ms: deque = deque(maxlen=120)
         self.latency_ms: deque = deque(maxlen=120)
         self.stamps: deque = deque(maxlen=60)
+        self._queued_reset: int | None = None
         first = self._reset(check_range(params, "start", 0, len(b.start_labels) - 1, 0, int))
         self.due = time.monotonic()
         return [("progress", {"state": "playing", "starts": b.start_labels, "decoder": b.decoder_name,
@@ -166,7 +168,7 @@ class WorldSession(StreamSession):
         now = time.monotonic()
         # pace at the target rate; when behind, start from now rather than catching up in a burst
         self.due = max(self.due + 1.0 / self.fps, now) if self.fps else now
-        start = getattr(self, "_queued_reset", None)
+        start = self._queued_reset
         if start is not None:
             self._queued_reset = None
             return [self._reset(start)]
@@ -207,7 +209,7 @@ class WorldSession(StreamSession):
         if getattr(self, "gen_ms", None):
             s["gen_ms_p50"] = round(float(np.median(self.gen_ms)), 2)
             s["decode_ms_p50"] = round(float(np.median(self.decode_ms)), 2)
-            s["cache_slots"] = self.roll.cache_slots()
+            s["cache_slots"] = self.cache_slots
         if getattr(self, "latency_ms", None):
             s["latency_ms_p50"] = round(float(np.median(self.latency_ms)), 2)
         return s

@@ -5,7 +5,7 @@
     python -m models.world.train --stage dynamics --minutes 40 --threads 2
     torchrun --nproc_per_node 4 -m models.world.train --stage dynamics   # the same under DDP
 
-Stages: `tokenizer` trains the autoencoder on frames and exports its decoder to ONNX; `tokens`
+Stages: `tokenizer` fits the tile codebook (k-means) and exports the decoder to ONNX; `tokens`
 encodes every recorded frame into tile tokens (cache dir); `dynamics` trains the transformer on
 token sequences. Every stage is resumable (a checkpoint in runs/world/ with the optimizer state,
 reloaded by default; --fresh starts over), logs to stdout, and writes the shipped fp16 weights to
@@ -28,7 +28,7 @@ import torch.distributed as dist
 from models.common.paths import REPO, asset, cache_dir
 from models.common.weights import save_weights
 from models.world.data import START, load_split
-from models.world.tokenizer import FrameAutoencoder, TokenizerConfig, export_decoder_onnx, load_tokenizer
+from models.world.tokenizer import TileTokenizer, TokenizerConfig, export_decoder_onnx, fit_codebook, load_tokenizer
 
 RUNS = REPO / "runs" / "world"
 TOKENIZER = asset("world", "tokenizer.safetensors")
@@ -81,49 +81,28 @@ class Checkpoint:
 
 
 # ---- stage 1: tokenizer -------------------------------------------------------------------------
-def train_tokenizer(args, rank: int, world: int, device: str) -> None:
+def train_tokenizer(args, rank: int, device: str) -> None:
+    """Fit the tile codebook with k-means, save it, export the decoder (rank 0 only: it is one fit)."""
+    if rank != 0:
+        return
     frames, _, _ = load_split("train")
     cfg = TokenizerConfig()
-    ae = FrameAutoencoder(cfg).to(device)
-    opt = torch.optim.AdamW(ae.parameters(), lr=args.tok_lr, weight_decay=0.0)
-    ck = Checkpoint("tokenizer")
-    step = 0 if args.fresh else ck.load(ae, opt)
-    model = wrap(ae, world, device)
-    rng = np.random.default_rng(1000 + rank + step)
-    total, t0, last_save = args.tok_steps, time.time(), time.time()
-    deadline = t0 + 60 * args.tok_minutes
-    seen = step * args.tok_batch * world
-    while step < total and time.time() < deadline:
-        idx = np.sort(rng.choice(len(frames), args.tok_batch, replace=False))
-        x = torch.from_numpy(np.asarray(frames[idx])).to(device).permute(0, 3, 1, 2).float() / 255.0
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, args.tok_lr, warmup=50)
-        y, _ = model(x)
-        loss = torch.nn.functional.l1_loss(y, x) + torch.nn.functional.mse_loss(y, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        seen += len(idx) * world
-        if rank == 0 and (step % 25 == 0 or step == 1):
-            mse = torch.nn.functional.mse_loss(y.detach(), x).item()
-            print(json.dumps({"stage": "tokenizer", "step": step, "loss": round(loss.item(), 5),
-                              "psnr": round(10 * math.log10(1 / max(mse, 1e-10)), 2), "frames_seen": seen,
-                              "min": round((time.time() - t0) / 60, 2)}), flush=True)
-        if rank == 0 and time.time() - last_save > 60 * args.save_every:
-            ck.save(ae, opt, step)
-            save_tokenizer(ae, step, seen)
-            last_save = time.time()
-    if rank == 0:
-        ck.save(ae, opt, step)
-        save_tokenizer(ae, step, seen)
-        print(f"tokenizer: {step} steps, weights in {TOKENIZER}, decoder in {DECODER_ONNX}", flush=True)
-
-
-def save_tokenizer(ae: FrameAutoencoder, step: int, seen: int) -> None:
-    save_weights(ae, TOKENIZER, ae.cfg, {"steps": step, "frames_seen": seen})
+    t0 = time.time()
+    centers = fit_codebook(frames, cfg.codes, n_frames=args.tok_frames, seed=0, max_iter=args.tok_iters)
+    vq = TileTokenizer(cfg)
+    vq.set_codebook(centers)
+    ev, _, _ = load_split("eval")
+    sample = np.asarray(ev[::5])
+    rec = vq.decode(vq.encode(sample)).numpy()
+    mse = float(np.mean((rec.astype(np.float64) - sample) ** 2))
+    meta = {"tiles_fit": int(min(args.tok_frames, len(frames)) * cfg.n_tokens), "kmeans_iters": args.tok_iters,
+            "eval_psnr_db": round(10 * math.log10(255.0**2 / max(mse, 1e-9)), 2),
+            "minutes": round((time.time() - t0) / 60, 2)}
+    save_weights(vq, TOKENIZER, cfg, meta)
     # the shipped decoder is exported from the fp16 weights, exactly what the engine loads
     export_decoder_onnx(load_tokenizer(TOKENIZER), DECODER_ONNX)
+    print(json.dumps({"stage": "tokenizer", **meta}), flush=True)
+    print(f"tokenizer: codebook in {TOKENIZER}, decoder in {DECODER_ONNX}", flush=True)
 
 
 # ---- stage 2: tokens ------------------------------------------------------------------------------
@@ -228,10 +207,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2, help="CPU threads (the machine is shared)")
     p.add_argument("--fresh", action="store_true", help="ignore the checkpoint in runs/world/")
     p.add_argument("--save-every", type=float, default=3.0, help="minutes between weight saves")
-    p.add_argument("--tok-steps", type=int, default=1500)
-    p.add_argument("--tok-batch", type=int, default=32)
-    p.add_argument("--tok-lr", type=float, default=2e-3)
-    p.add_argument("--tok-minutes", type=float, default=12.0, help="wall-clock cap of the tokenizer stage")
+    p.add_argument("--tok-frames", type=int, default=3000, help="frames whose tiles fit the codebook")
+    p.add_argument("--tok-iters", type=int, default=30, help="k-means passes")
     p.add_argument("--steps", type=int, default=3000, help="dynamics optimizer steps (schedule length)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=1.5e-3)
@@ -245,7 +222,7 @@ def main(argv=None) -> int:
     if rank == 0:
         print(json.dumps({"args": vars(args), "world_size": world, "device": device}), flush=True)
     if args.stage in ("all", "tokenizer"):
-        train_tokenizer(args, rank, world, device)
+        train_tokenizer(args, rank, device)
     if args.stage in ("all", "tokens") and rank == 0:
         encode_splits(device)
     if world > 1:

@@ -1,0 +1,138 @@
+"""World panel under pytest-qt with a real engine: frames stream into the view, a key press steers
+the job and its latency is measured, pause and reset work, a recording writes a playable file; the
+view's key handling and the CLI's actions parser work on their own."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QEvent
+
+from app.settings import Settings
+from app.world_video import read_video, write_video
+from widgets.world_view import KEYMAP, FrameClock, KeyState, WorldView
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "world"
+
+
+def key(widget, qt_key, press=True):
+    ev = QKeyEvent(QEvent.Type.KeyPress if press else QEvent.Type.KeyRelease, qt_key, Qt.KeyboardModifier.NoModifier)
+    (widget.keyPressEvent if press else widget.keyReleaseEvent)(ev)
+
+
+def test_key_state_most_recent_held_key_wins():
+    ks = KeyState()
+    assert ks.action == "noop"
+    assert ks.press(Qt.Key.Key_W) and ks.action == "move_up"
+    ks.press(Qt.Key.Key_Right)
+    assert ks.action == "move_right"
+    ks.release(Qt.Key.Key_Right)
+    assert ks.action == "move_up"
+    assert not ks.press(Qt.Key.Key_Z)  # not a game key
+    ks.release(Qt.Key.Key_W)
+    assert ks.action == "noop"
+    assert len(set(KEYMAP.values())) == 16  # every action but noop has a key
+
+
+def test_view_emits_actions_and_draws_frames(qtbot):
+    view = WorldView()
+    qtbot.addWidget(view)
+    view.resize(300, 300)
+    got = []
+    view.actionChanged.connect(got.append)
+    key(view, Qt.Key.Key_A)
+    key(view, Qt.Key.Key_Space)
+    key(view, Qt.Key.Key_Space, press=False)
+    key(view, Qt.Key.Key_A, press=False)
+    assert got == ["move_left", "do", "move_left", "noop"]
+    frame = np.zeros((64, 64, 3), np.uint8)
+    frame[:, :32] = (255, 0, 0)
+    view.show_frame(frame, 1)
+    img = view.grab().toImage()
+    r = view.target_rect()
+    assert r.width() == 300 and img.pixelColor(int(r.left() + 10), 150).red() == 255
+    with pytest.raises(ValueError):
+        view.show_frame(np.zeros((64, 64), np.uint8))
+
+
+def test_frame_clock_fps_and_latency():
+    c = FrameClock()
+    for i in range(11):
+        c.tick(i * 0.05)
+    assert abs(c.fps - 20.0) < 1e-6
+    for ms in (10, 20, 30, 40, 100):
+        c.add_latency(ms)
+    assert c.latency(50) == 30
+
+
+def test_recording_writes_playable_files(tmp_path):
+    frames = [np.full((64, 64, 3), i * 20, np.uint8) for i in range(12)]
+    for name in ("run.mp4", "run.gif"):
+        p = write_video(frames, tmp_path / name, fps=15)
+        back = read_video(p)
+        assert back.shape[0] == 12 and back.shape[1:] == (256, 256, 3)
+        assert abs(int(back[-1].mean()) - 220) <= 6  # the content survived encoding
+    with pytest.raises(ValueError, match="no frames"):
+        write_video([], tmp_path / "x.mp4")
+    with pytest.raises(ValueError, match="mp4"):
+        write_video(frames, tmp_path / "x.avi")
+
+
+def test_cli_actions_file(tmp_path):
+    from app.cli_world import read_actions
+
+    f = tmp_path / "a.txt"
+    f.write_text("# walk\nmove_right 3\ndo x2\nmake_iron_pickaxe\n0\n")
+    assert read_actions(f) == ["move_right"] * 3 + ["do"] * 2 + ["make_iron_pickaxe", "noop"]
+    f.write_text('["move_up", 5]')
+    assert read_actions(f) == ["move_up", "do"]
+    f.write_text("jump 3\n")
+    with pytest.raises(ValueError, match="a.txt:1: unknown action 'jump'"):
+        read_actions(f)
+    f.write_text("do three\n")
+    with pytest.raises(ValueError, match="whole number"):
+        read_actions(f)
+
+
+@pytest.mark.skipif(not (ASSETS / "dynamics.safetensors").exists(), reason="no shipped world model")
+def test_panel_streams_frames_and_reacts_to_keys(qtbot, engine_bridge, tmp_path):
+    from app.world_panel import WorldPanel
+
+    panel = WorldPanel(engine_bridge, Settings())
+    qtbot.addWidget(panel)
+    panel.resize(1000, 640)
+    panel.show()
+    panel.fps_spin.setValue(20)
+    seen = []
+    panel.view.actionChanged.connect(seen.append)
+    panel.record_btn.setChecked(True)
+    panel.toggle_start()
+    assert panel.job is not None and panel.start_btn.text() == "Stop"
+    qtbot.waitUntil(lambda: panel.view.index >= 3, timeout=60_000)  # frames stream in (model load included)
+    assert panel.view.frame.shape == (64, 64, 3)
+    key(panel.view, Qt.Key.Key_D)
+    assert seen == ["move_right"] and panel.legend.active == "move_right"
+    qtbot.waitUntil(lambda: panel.view.clock.latency(50) is not None, timeout=20_000)
+    assert panel.view.clock.latency(50) < 5000
+    key(panel.view, Qt.Key.Key_D, press=False)
+    n = panel.view.index
+    qtbot.waitUntil(lambda: panel.view.index >= n + 3, timeout=20_000)
+    panel.toggle_pause()
+    assert panel.view.paused and panel.pause_btn.text() == "Resume"
+    qtbot.wait(400)
+    n = panel.view.index
+    qtbot.wait(600)
+    assert panel.view.index <= n + 1  # paused: at most a frame already in flight
+    panel.toggle_pause()
+    panel.reset_world()
+    qtbot.waitUntil(lambda: panel.view.index >= 1 and panel.view.index < n, timeout=20_000)  # back at the start
+    panel.record_btn.setChecked(False)
+    out = panel.save_recording(tmp_path / "world.mp4")
+    assert read_video(out).shape[0] == len(panel.recorded) >= 5
+    panel.toggle_start()  # Stop
+    qtbot.waitUntil(lambda: panel.job is None, timeout=10_000)
+    qtbot.waitUntil(lambda: panel.start_btn.text() == "Start", timeout=5_000)
+    assert panel.save_state()["fps"] == 20
