@@ -1,0 +1,356 @@
+"""The 3D panel: type and/or sketch an object and watch its octree grow coarse-to-fine in the viewport.
+
+Every octree level the engine finishes arrives as a `partial` event and is drawn at once as voxels;
+the final smoothed mesh replaces them. A level slider scrubs back through the levels; the viewport
+shows the mesh shaded, as wireframe or as voxels. Import OBJ/PLY/GLB to view (drag and drop works
+too), export the result as OBJ, PLY or GLB.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSlider, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from app.panel import Panel
+from app.shape_files import EXPORT_FORMATS, IMPORT_FORMATS, MeshFileError, export_mesh, import_mesh
+from engine.protocol import Event
+from widgets.shape_view import MODES, ShapeViewport
+from widgets.sketch_pad import SketchPad
+
+INPUT_MODES = ("text", "sketch", "both")
+VIEWS = ("front", "side", "top")
+
+
+class ShapePanel(Panel):
+    title = "3D"
+    task = "shape"
+
+    def __init__(self, bridge, settings, parent=None):
+        super().__init__(bridge, settings, parent)
+        self.setAcceptDrops(True)
+        body = QHBoxLayout()
+        self.root.addLayout(body, 1)
+
+        # ---- left: viewport + its toolbar ----
+        left = QVBoxLayout()
+        body.addLayout(left, 1)
+        self.viewport = ShapeViewport()
+        left.addWidget(self.viewport, 1)
+        bar = QHBoxLayout()
+        self.display_box = QComboBox()
+        self.display_box.addItems(MODES)
+        self.display_box.setToolTip("How the shape is drawn: smooth mesh, its wireframe, or the octree voxels")
+        self.level_slider = QSlider(Qt.Orientation.Horizontal)
+        self.level_slider.setRange(0, 0)
+        self.level_slider.setToolTip("Scrub the octree levels coarse-to-fine; the right end shows the newest / the mesh")
+        self.level_label = QLabel("no shape")
+        self.level_label.setMinimumWidth(140)
+        bar.addWidget(QLabel("Show"))
+        bar.addWidget(self.display_box)
+        bar.addWidget(QLabel("Level"))
+        bar.addWidget(self.level_slider, 1)
+        bar.addWidget(self.level_label)
+        left.addLayout(bar)
+
+        # ---- right: inputs ----
+        side = QVBoxLayout()
+        body.addLayout(side)
+        box = QGroupBox("Describe it")
+        form = QFormLayout(box)
+        self.prompt = QLineEdit()
+        self.prompt.setPlaceholderText("e.g. a wooden chair, a table lamp, a tree")
+        self.prompt.returnPressed.connect(self.generate)
+        self.mode_box = QComboBox()
+        self.mode_box.addItems(INPUT_MODES)
+        self.mode_box.setToolTip("Condition on the text, on the sketch, or on both")
+        form.addRow("Prompt", self.prompt)
+        form.addRow("Use", self.mode_box)
+        side.addWidget(box)
+
+        sk = QGroupBox("Sketch")
+        skl = QVBoxLayout(sk)
+        self.pad = SketchPad(220)
+        skl.addWidget(self.pad, 0, Qt.AlignmentFlag.AlignHCenter)
+        tools = QHBoxLayout()
+        self.pen_btn = QPushButton("Pen")
+        self.eraser_btn = QPushButton("Eraser")
+        for b in (self.pen_btn, self.eraser_btn):
+            b.setCheckable(True)
+        self.pen_btn.setChecked(True)
+        self._pens = QButtonGroup(self)
+        self._pens.addButton(self.pen_btn)
+        self._pens.addButton(self.eraser_btn)
+        self.undo_btn = QPushButton("Undo")
+        self.clear_btn = QPushButton("Clear")
+        self.load_btn = QPushButton("Load…")
+        for b in (self.pen_btn, self.eraser_btn, self.undo_btn, self.clear_btn, self.load_btn):
+            tools.addWidget(b)
+        skl.addLayout(tools)
+        vrow = QHBoxLayout()
+        self.view_box = QComboBox()
+        self.view_box.addItems(VIEWS)
+        self.view_box.setToolTip("Which side of the object the sketch shows")
+        vrow.addWidget(QLabel("Drawn from the"))
+        vrow.addWidget(self.view_box)
+        vrow.addStretch(1)
+        skl.addLayout(vrow)
+        side.addWidget(sk)
+
+        gen = QGroupBox("Generation")
+        gf = QFormLayout(gen)
+        seed_row = QHBoxLayout()
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.dice = QPushButton("🎲")
+        self.dice.setToolTip("New random seed")
+        self.dice.setFixedWidth(34)
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.dice)
+        seed_w = QWidget()
+        seed_w.setLayout(seed_row)
+        seed_row.setContentsMargins(0, 0, 0, 0)
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(1.0, 10.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setValue(2.0)
+        self.guidance.setToolTip("Classifier-free guidance: higher follows the prompt / sketch more closely")
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 4)
+        self.steps.setValue(1)
+        self.steps.setToolTip("Masked decoding steps per octree level (token-parallel): more is slower")
+        gf.addRow("Seed", seed_w)
+        gf.addRow("Guidance", self.guidance)
+        gf.addRow("Steps / level", self.steps)
+        side.addWidget(gen)
+
+        row = QHBoxLayout()
+        self.generate_btn = QPushButton("Generate")
+        self.generate_btn.setDefault(True)
+        row.addWidget(self.generate_btn)
+        side.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        side.addWidget(self.progress)
+        files = QHBoxLayout()
+        self.import_btn = QPushButton("Import…")
+        self.export_btn = QPushButton("Export…")
+        files.addWidget(self.import_btn)
+        files.addWidget(self.export_btn)
+        side.addLayout(files)
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        self.info.setMinimumWidth(260)
+        side.addWidget(self.info)
+        side.addStretch(1)
+
+        self.mesh: tuple[np.ndarray, np.ndarray] | None = None  # the shape to export
+        self.mesh_source = ""
+        self.generate_btn.clicked.connect(self.generate)
+        self.dice.clicked.connect(lambda: self.seed.setValue(random.randrange(2**31 - 1)))
+        self.pen_btn.toggled.connect(lambda on: self.pad.set_pen("ink" if on else "erase"))
+        self.undo_btn.clicked.connect(self.pad.undo)
+        self.clear_btn.clicked.connect(self.pad.clear)
+        self.load_btn.clicked.connect(self.ask_load_sketch)
+        self.pad.changed.connect(self._sketch_changed)
+        self.display_box.currentTextChanged.connect(self.viewport.set_mode)
+        self.level_slider.valueChanged.connect(self._scrub)
+        self.import_btn.clicked.connect(self.ask_import)
+        self.export_btn.clicked.connect(self.ask_export)
+        self._sync()
+
+    # ---- generating ----------------------------------------------------------------------------
+    def params(self) -> dict:
+        mode = self.mode_box.currentText()
+        p = {"prompt": self.prompt.text().strip(), "mode": mode, "view": self.view_box.currentText(),
+             "seed": self.seed.value(), "guidance": self.guidance.value(), "steps": self.steps.value()}
+        if mode in ("sketch", "both") and not self.pad.is_empty():
+            p["sketch"] = self.pad.image()
+        return p
+
+    def generate(self) -> None:
+        if self.job:
+            self.stop_job()
+            return
+        p = self.params()
+        if p["mode"] in ("text", "both") and not p["prompt"]:
+            self.error_box.show_error("Type a prompt first (for example 'a wooden chair'), or switch 'Use' to sketch.")
+            return
+        if p["mode"] in ("sketch", "both") and "sketch" not in p:
+            self.error_box.show_error("Draw a sketch first (or load an image), or switch 'Use' to text.")
+            return
+        self.viewport.clear_shape()
+        self.mesh = None
+        self.level_slider.blockSignals(True)
+        self.level_slider.setRange(0, 0)
+        self.level_slider.blockSignals(False)
+        self.level_label.setText("growing…")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        if self.run_job(p):
+            self.info.setText("Growing the octree…")
+        self._sync()
+
+    def on_event(self, ev: Event) -> None:
+        d = ev.data
+        if ev.kind == "partial" and "centres" in d:
+            self.viewport.add_level(d["level"], d["centres"], d["states"], d["size"], d.get("grid"))
+            self._levels_changed(follow=True)
+            self.info.setText(f"Level {d['level']}: {d['grid']}³ grid, {len(d['centres'])} surface cells, "
+                              f"{d.get('tokens', 0)} octree nodes decoded")
+        elif ev.kind == "progress" and "total" in d:
+            self.progress.setRange(0, int(d["total"]))
+            self.progress.setValue(min(int(d["done"]), int(d["total"]) - 1))  # full only with the output
+        elif ev.kind == "output" and "vertices" in d:
+            self.mesh = (np.array(d["vertices"], np.float32), np.array(d["faces"], np.uint32))
+            self.mesh_source = self.prompt.text().strip() or "sketch"
+            self.viewport.set_final_mesh(*self.mesh)
+            self.progress.setValue(self.progress.maximum())
+            self._levels_changed(follow=True)
+            self.info.setText(f"Done: {len(d['faces'])} triangles from {d.get('tokens', 0)} octree nodes. "
+                              f"First level after {d.get('level1_ms', 0):.0f} ms, octree {d.get('octree_ms', 0):.0f} ms, "
+                              f"mesh {d.get('mesh_ms', 0):.0f} ms, total {d.get('total_ms', 0):.0f} ms.")
+        if ev.terminal:
+            if ev.kind == "cancelled":
+                self.info.setText("Stopped; the levels decoded so far stay on screen.")
+                self.progress.setValue(0)
+            QTimer.singleShot(0, self._sync)
+
+    # ---- viewport controls ---------------------------------------------------------------------
+    def _levels_changed(self, follow: bool) -> None:
+        n = len(self.viewport.levels) + (1 if self.viewport.final_mesh is not None else 0)
+        at_end = self.level_slider.value() >= self.level_slider.maximum()
+        self.level_slider.blockSignals(True)
+        self.level_slider.setRange(0, max(0, n - 1))
+        if follow and at_end:
+            self.level_slider.setValue(n - 1)
+        self.level_slider.blockSignals(False)
+        self._scrub(self.level_slider.value())
+
+    def _scrub(self, value: int) -> None:
+        levels = sorted(self.viewport.levels)
+        if value < len(levels) and (value < len(levels) - 1 or self.viewport.final_mesh is not None):
+            self.viewport.show_level(levels[value])
+            lv = self.viewport.levels[levels[value]]
+            self.level_label.setText(f"level {levels[value]} · {lv['grid']}³")
+        else:
+            self.viewport.show_level(None)
+            if self.viewport.final_mesh is not None:
+                self.level_label.setText("final mesh")
+            elif levels:
+                self.level_label.setText(f"level {levels[-1]} · {self.viewport.levels[levels[-1]]['grid']}³")
+            else:
+                self.level_label.setText("no shape")
+
+    # ---- sketch --------------------------------------------------------------------------------
+    def _sketch_changed(self) -> None:
+        if not self.pad.is_empty() and self.mode_box.currentText() == "text":
+            self.mode_box.setCurrentText("both" if self.prompt.text().strip() else "sketch")
+
+    def load_sketch(self, path: str | Path) -> None:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                img = np.asarray(im.convert("RGBA"))
+        except (OSError, UnidentifiedImageError) as e:
+            self.error_box.show_error(f"Could not open the sketch image {Path(path).name}: {e}")
+            return
+        self.pad.load_image(img)
+
+    def ask_load_sketch(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load a sketch", "", "Images (*.png *.jpg *.jpeg *.bmp)")
+        if path:
+            self.load_sketch(path)
+
+    # ---- files ---------------------------------------------------------------------------------
+    def import_file(self, path: str | Path) -> bool:
+        """Show a mesh file in the viewport; a broken file gives a message and changes nothing."""
+        try:
+            v, f = import_mesh(path)
+        except MeshFileError as e:
+            self.error_box.show_error(str(e))
+            return False
+        self.error_box.clear()
+        self.viewport.clear_shape()
+        self.viewport.set_final_mesh(v, f)
+        self.mesh = (v, f)
+        self.mesh_source = Path(path).name
+        self._levels_changed(follow=True)
+        self.info.setText(f"Imported {Path(path).name}: {len(v)} vertices, {len(f)} triangles.")
+        self.settings.add_recent(str(path))
+        return True
+
+    def export_file(self, path: str | Path) -> Path | None:
+        if self.mesh is None:
+            self.error_box.show_error("There is no mesh to export yet: generate or import one first.")
+            return None
+        try:
+            out = export_mesh(*self.mesh, path)
+        except MeshFileError as e:
+            self.error_box.show_error(str(e))
+            return None
+        self.info.setText(f"Saved {out}")
+        return out
+
+    def ask_import(self) -> None:
+        pattern = " ".join(f"*{e}" for e in IMPORT_FORMATS)
+        path, _ = QFileDialog.getOpenFileName(self, "Import a mesh", "", f"Meshes ({pattern})")
+        if path:
+            self.import_file(path)
+
+    def ask_export(self) -> None:
+        if self.mesh is None:
+            self.error_box.show_error("There is no mesh to export yet: generate or import one first.")
+            return
+        stem = "".join(c if c.isalnum() else "_" for c in self.mesh_source)[:40].strip("_") or "shape"
+        path, _ = QFileDialog.getSaveFileName(self, "Export the mesh", f"{stem}.glb",
+                                              "glTF binary (*.glb);;Wavefront OBJ (*.obj);;Stanford PLY (*.ply)")
+        if path:
+            if Path(path).suffix.lower() not in EXPORT_FORMATS:
+                path += ".glb"
+            self.export_file(path)
+
+    def dragEnterEvent(self, ev):
+        urls = ev.mimeData().urls() if ev.mimeData().hasUrls() else []
+        if any(Path(u.toLocalFile()).suffix.lower() in IMPORT_FORMATS + (".png", ".jpg", ".jpeg") for u in urls):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev):
+        for u in ev.mimeData().urls():
+            p = Path(u.toLocalFile())
+            if p.suffix.lower() in (".png", ".jpg", ".jpeg"):
+                self.load_sketch(p)
+            else:
+                self.import_file(p)
+            break
+
+    # ---- state ---------------------------------------------------------------------------------
+    def _sync(self) -> None:
+        running = self.job is not None
+        self.generate_btn.setText("Stop" if running else "Generate")
+        self.export_btn.setEnabled(not running)
+        self.import_btn.setEnabled(not running)
+
+    def save_state(self) -> dict:
+        return {"prompt": self.prompt.text(), "mode": self.mode_box.currentText(), "view": self.view_box.currentText(),
+                "seed": self.seed.value(), "guidance": self.guidance.value(), "steps": self.steps.value(),
+                "display": self.display_box.currentText(), "strokes": self.pad.to_state()}
+
+    def restore_state(self, state: dict) -> None:
+        self.prompt.setText(str(state.get("prompt", "")))
+        for box, key in ((self.mode_box, "mode"), (self.view_box, "view"), (self.display_box, "display")):
+            if state.get(key) in [box.itemText(i) for i in range(box.count())]:
+                box.setCurrentText(state[key])
+        try:
+            self.seed.setValue(int(state.get("seed", 0)))
+            self.guidance.setValue(float(state.get("guidance", 2.0)))
+            self.steps.setValue(int(state.get("steps", 1)))
+            self.pad.from_state(state.get("strokes"))
+        except (TypeError, ValueError):
+            pass

@@ -1,0 +1,207 @@
+"""Train ShapeGPT (octree transformer + leaf decoder) on the built shape data.
+
+    python -m models.shape.train                      # CPU, about 45 minutes, writes assets/shape/
+    python -m models.shape.train --steps 200 --resume # continue from runs/shape/ckpt.pt
+    torchrun --nproc-per-node 4 -m models.shape.train # same script, gradients averaged over ranks
+
+One optimiser step = `--batch` shapes, each its own forward (octree sequences differ in length and
+3D positions, so shapes are not padded together). Every shape is augmented (rotation about Y by a
+multiple of 90 degrees, mirror), serialised to octree tokens, and conditioned on a random caption,
+a random hand-drawn sketch from a random view, both or neither (classifier-free guidance). Inside
+each level a random share of the tokens is revealed (MaskGIT-style) and the loss covers the rest.
+The leaf decoder learns the 64^3 voxels inside the MIXED 16^3 cells of the same shape.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from models.common.paths import REPO, asset
+from models.common.weights import save_weights
+from models.shape import data as sd
+from models.shape import octree as oct
+from models.shape.model import VIEWS, ShapeConfig, ShapeGPT, block
+
+log = logging.getLogger("weft.shape.train")
+
+
+def sample_inputs(ds: sd.ShapeData, i: int, rng: np.random.Generator, cfg: ShapeConfig, aug: bool = True,
+                  p_text: float = 0.85, p_sketch: float = 0.5, reveal: bool = True):
+    """One training example as numpy arrays (None when the shape has too many tokens)."""
+    occ = ds.occ(i)
+    if aug:
+        occ = sd.augment(occ, int(rng.integers(4)), bool(rng.integers(2)))
+    tree = oct.serialise(occ, cfg.ar_depth)
+    if tree.n_tokens > cfg.max_tokens:
+        return None
+    t = oct.tokens(tree)
+    T = len(t["level"])
+    revealed = np.zeros(T, bool)
+    if reveal:
+        for k in range(cfg.ar_depth):
+            if rng.random() < 0.5:
+                sel = t["level"] == k
+                revealed[sel] = rng.random(int(sel.sum())) < rng.random()
+    text = ds.text_emb[i, rng.integers(ds.text_emb.shape[1])]
+    use_text = rng.random() < p_text
+    use_sketch = rng.random() < p_sketch
+    view = int(rng.choice(3, p=[0.6, 0.2, 0.2]))
+    sketch = np.zeros((sd.SKETCH, sd.SKETCH), np.float32)
+    if use_sketch:
+        style = "silhouette" if rng.random() < 0.25 else "edges"
+        sketch = sd.render_sketch(occ, VIEWS[view], rng if rng.random() < 0.8 else None, style)
+    # leaf decoder: the 2^ar_depth states grid -> the voxels inside each of its cells
+    states = oct.state_pyramid(occ)[cfg.ar_depth]
+    return {**t, "revealed": revealed, "text": text, "use_text": use_text, "sketch": sketch, "view": view,
+            "use_sketch": use_sketch, "leaf_states": states, "leaf_target": block(occ, cfg.finest >> cfg.ar_depth)}
+
+
+def losses(model: ShapeGPT, ex: dict, device: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(octree loss, leaf loss, predicted tokens) for one example."""
+    tt = lambda a, dt=torch.long: torch.as_tensor(np.asarray(a), dtype=dt, device=device)
+    pre = model.prefix(tt(ex["text"], torch.float32)[None], tt(ex["sketch"], torch.float32)[None],
+                       tt([ex["view"]]), tt([ex["use_text"]], torch.bool), tt([ex["use_sketch"]], torch.bool))
+    revealed = tt(ex["revealed"], torch.bool)
+    logits = model(pre, tt(ex["level"]), tt(ex["slot"]), tt(ex["xyz"]), tt(ex["parent"]), tt(ex["pattern"]), revealed)
+    target = tt(ex["pattern"])
+    todo = ~revealed
+    ar = F.cross_entropy(logits[todo].reshape(-1, 3), target[todo].reshape(-1)) if bool(todo.any()) else logits.sum() * 0
+    cells = np.argwhere(ex["leaf_states"] == oct.MIXED)
+    if len(cells):
+        leaf_logits = model.leaf(tt(ex["leaf_states"]), tt(cells))  # (N, 64)
+        target = ex["leaf_target"][cells[:, 0], cells[:, 1], cells[:, 2]]
+        leaf = F.binary_cross_entropy_with_logits(leaf_logits, tt(target, torch.float32))
+    else:
+        leaf = logits.sum() * 0
+    return ar, leaf, int(todo.sum())
+
+
+@torch.no_grad()
+def evaluate(model: ShapeGPT, ds: sd.ShapeData, idx: np.ndarray, cfg: ShapeConfig, device: str) -> dict:
+    """Held-out loss with everything masked (one-step decoding), text on, no sketch; leaf loss."""
+    model.eval()
+    rng = np.random.default_rng(0)
+    ar_sum, leaf_sum, n = 0.0, 0.0, 0
+    for i in idx:
+        ex = sample_inputs(ds, int(i), rng, cfg, aug=False, p_text=1.0, p_sketch=0.0, reveal=False)
+        if ex is None:
+            continue
+        ar, leaf, _ = losses(model, ex, device)
+        ar_sum, leaf_sum, n = ar_sum + float(ar), leaf_sum + float(leaf), n + 1
+    model.train()
+    return {"val_ar": ar_sum / max(n, 1), "val_leaf": leaf_sum / max(n, 1)}
+
+
+def export(model: ShapeGPT, cfg: ShapeConfig, meta: dict, out: Path) -> None:
+    save_weights(model, out, {"shape": cfg.__dict__}, meta)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=1400, help="optimiser steps")
+    p.add_argument("--batch", type=int, default=8, help="shapes per optimiser step (per rank)")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=60)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--data", default=None, help="shapes.npz (default <cache>/shape/shapes.npz)")
+    p.add_argument("--run-dir", default=str(REPO / "runs" / "shape"))
+    p.add_argument("--out", default=str(asset("shape", "shape.safetensors")))
+    p.add_argument("--resume", action="store_true", help="continue from <run-dir>/ckpt.pt")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = 0
+    if ddp:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank = dist.get_rank()
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(a.threads)
+    run_dir = Path(a.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(asctime)s %(message)s",
+                        handlers=[logging.StreamHandler(sys.stdout), logging.FileHandler(run_dir / "train.log")])
+
+    ds = sd.ShapeData(a.data)
+    train_idx, val_idx = ds.indices(False), ds.indices(True)[:48]
+    cfg = ShapeConfig()
+    torch.manual_seed(a.seed)
+    model = ShapeGPT(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
+    step, tokens_seen, shapes_seen, t_spent = 0, 0, 0, 0.0
+    ckpt = run_dir / "ckpt.pt"
+    if a.resume and ckpt.exists():
+        st = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, tokens_seen, shapes_seen, t_spent = st["step"], st["tokens"], st["shapes"], st["seconds"]
+        log.info("resumed at step %d", step)
+    log.info("%d train / %d held-out shapes; %.2fM parameters; %s", len(train_idx), int((ds.split == 1).sum()),
+             sum(p.numel() for p in model.parameters()) / 1e6, device)
+    rng = np.random.default_rng(a.seed * 1000 + rank + step * 7919)
+    model.train()
+    t0 = time.time() - t_spent
+    ema = None
+    while step < a.steps:
+        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        n = 0
+        ar_tot, leaf_tot = 0.0, 0.0
+        while n < a.batch:
+            ex = sample_inputs(ds, int(rng.choice(train_idx)), rng, cfg)
+            if ex is None:
+                continue
+            ar, leaf, k = losses(model, ex, device)
+            ((ar + 0.5 * leaf) / a.batch).backward()
+            ar_tot, leaf_tot = ar_tot + float(ar.detach()), leaf_tot + float(leaf.detach())
+            tokens_seen += len(ex["level"])
+            n += 1
+        if ddp:
+            for prm in model.parameters():
+                if prm.grad is not None:
+                    dist.all_reduce(prm.grad)
+                    prm.grad /= dist.get_world_size()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        shapes_seen += a.batch * (dist.get_world_size() if ddp else 1)
+        cur = (ar_tot / a.batch, leaf_tot / a.batch)
+        ema = cur if ema is None else (0.95 * ema[0] + 0.05 * cur[0], 0.95 * ema[1] + 0.05 * cur[1])
+        if step % 10 == 0:
+            log.info("step %d  ar %.4f  leaf %.4f  lr %.2e  %d tokens  %.0f s", step, ema[0], ema[1], lr,
+                     tokens_seen, time.time() - t0)
+        last = step == a.steps
+        if rank == 0 and (step % a.eval_every == 0 or last):
+            ev = evaluate(model, ds, val_idx, cfg, device)
+            log.info("eval step %d  %s", step, json.dumps({k: round(v, 4) for k, v in ev.items()}))
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, **ev, "train_ar": ema[0], "train_leaf": ema[1],
+                                    "tokens": tokens_seen, "seconds": time.time() - t0}) + "\n")
+        if rank == 0 and (step % a.save_every == 0 or last):
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens_seen,
+                        "shapes": shapes_seen, "seconds": time.time() - t0}, ckpt)
+            meta = {"step": step, "shapes_seen": shapes_seen, "tokens_seen": tokens_seen,
+                    "train_seconds": round(time.time() - t0), "train_ar": round(ema[0], 4), "train_leaf": round(ema[1], 4)}
+            export(model, cfg, meta, Path(a.out))
+    if ddp:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

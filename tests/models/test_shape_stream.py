@@ -1,0 +1,93 @@
+"""The engine session of the 3D panel with a tiny random model: levels stream in order, then the
+leaf level and the mesh; bad input is refused with a plain sentence."""
+import numpy as np
+import pytest
+import torch
+
+from models.common.session import ParamError
+from models.shape import octree as oct
+from models.shape.model import ShapeConfig, ShapeGPT
+from models.shape.stream import ShapeSession, generate_shape, level_event, surface_cells
+
+
+class FakeEncoder:
+    """Stands in for MiniLM: a fixed unit vector per text."""
+
+    def encode(self, texts):
+        out = []
+        for t in texts:
+            v = np.random.default_rng(abs(hash(t)) % 2**32).normal(size=384).astype(np.float32)
+            out.append(v / np.linalg.norm(v))
+        return np.stack(out)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def bundle():
+    torch.manual_seed(0)
+    cfg = ShapeConfig(d_model=48, n_layer=2, n_head=3, ar_depth=3, finest=32, max_tokens=256, leaf_width=32)
+    return {"model": ShapeGPT(cfg).eval(), "encoder": FakeEncoder()}
+
+
+def run(session, params):
+    events = list(session.start(params))
+    while not session.done:
+        events += session.step()
+    session.close()
+    return events
+
+
+def test_levels_stream_coarse_to_fine_then_the_mesh(bundle):
+    events = run(ShapeSession(bundle, "cpu"), {"prompt": "a chair", "seed": 3, "guidance": 2.0})
+    partial = [d for k, d in events if k == "partial"]
+    grids = [d["grid"] for d in partial]
+    assert grids == sorted(grids) and grids[-1] == 32 and grids[0] == 2
+    for d in partial:
+        assert d["centres"].dtype == np.float32 and d["centres"].shape == (len(d["states"]), 3)
+        assert np.abs(d["centres"]).max() < 0.5 and d["size"] == 1 / d["grid"]
+    out = [d for k, d in events if k == "output"]
+    assert len(out) == 1 and events[-1][0] == "output"
+    o = out[0]
+    assert o["vertices"].shape[1] == 3 and o["faces"].shape[1] == 3
+    assert np.unpackbits(o["occupancy"]).size == 32 ** 3
+    prog = [d for k, d in events if k == "progress"]
+    assert all(p["done"] < p["total"] for p in prog)  # the bar never reaches 100% before the output
+
+
+def test_sketch_mode_and_the_same_seed_gives_the_same_shape(bundle):
+    pad = np.full((200, 200), 255, np.uint8)
+    pad[40:160, 60:64] = 0
+    pad[40:44, 60:140] = 0
+    a = generate_shape(bundle, sketch=pad, view="side", seed=5, mesh=False)
+    b = generate_shape(bundle, sketch=pad, view="side", seed=5, mesh=False)
+    assert np.array_equal(a["occ"], b["occ"])
+    assert a["sketch"].shape == (64, 64)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"prompt": "  "}, "prompt"),
+    ({"prompt": "a chair", "mode": "paint"}, "mode"),
+    ({"prompt": "a chair", "guidance": 50}, "guidance"),
+    ({"prompt": "a chair", "steps": "many"}, "steps"),
+    ({"mode": "sketch"}, "sketch"),
+    ({"mode": "sketch", "sketch": np.full((64, 64), 255, np.uint8)}, "empty"),
+    ({"prompt": "a chair", "view": "under"}, "view"),
+])
+def test_bad_input_is_refused_clearly(bundle, params, message):
+    with pytest.raises(ParamError, match=message):
+        ShapeSession(bundle, "cpu").start(params)
+
+
+def test_level_event_sends_only_visible_cells():
+    grid = np.zeros((8, 8, 8), np.uint8)
+    grid[1:7, 1:7, 1:7] = oct.FULL
+    ev = level_event(grid, 3, 10)
+    assert len(ev["centres"]) == 6 ** 3 - 4 ** 3  # the hidden core is not sent
+    assert surface_cells(grid).sum() == len(ev["centres"])
