@@ -41,6 +41,8 @@ FPS = 30
 IDLE_TEXT = "stand still"
 GOAL_RADIUS = 0.4  # metres: a goal this close counts as reached
 GOAL_MAX_ANGLE = 0.6  # radians: the widest goal direction fed to the model (see _goal_direction)
+GOAL_AHEAD = 0.3  # radians: a goal within this bearing is walked to straight
+GOAL_BEHIND = 2.0  # radians: a goal further round than this is turned to on the spot first
 MAX_TEXT = 200
 KEEP_FRAMES = 600  # frames an endless session keeps (the client keeps the whole take)
 
@@ -56,6 +58,23 @@ class MotionBundle:
 INPUTS = ["x", "step", "hist", "text", "has_text", "goal", "has_goal"]
 
 
+def _register_rms_norm() -> None:
+    """The TorchScript ONNX exporter has no symbolic for aten::rms_norm (the shared transformer's
+    fused RMSNorm): spell it out as x * rsqrt(mean(x^2) + eps) * weight."""
+    from torch.onnx import register_custom_op_symbolic
+    from torch.onnx.symbolic_helper import parse_args
+
+    @parse_args("v", "v", "v", "f")  # the normalised shape is always the last dim here
+    def rms_norm(g, x, shape, weight, eps):
+        eps_v = 1e-5 if eps is None else eps
+        sq = g.op("Mul", x, x)
+        mean = g.op("ReduceMean", sq, g.op("Constant", value_t=torch.tensor([-1], dtype=torch.long)), keepdims_i=1)
+        inv = g.op("Reciprocal", g.op("Sqrt", g.op("Add", mean, g.op("Constant", value_t=torch.tensor(eps_v, dtype=torch.float32)))))
+        return g.op("Mul", g.op("Mul", x, inv), weight)
+
+    register_custom_op_symbolic("aten::rms_norm", rms_norm, 18)
+
+
 class OrtDenoiser:
     """The denoiser's forward through ONNX Runtime: about 3x less CPU than eager PyTorch for this
     small network (per-op overhead dominates). The graph is exported from the shipped safetensors
@@ -65,6 +84,7 @@ class OrtDenoiser:
         import onnxruntime as ort
 
         if not path.exists():
+            _register_rms_norm()
             B = 2
             args = (torch.randn(B, model.cfg.prim, model.cfg.feat_dim), torch.full((B,), 3), torch.randn(B, model.cfg.hist, model.cfg.feat_dim),
                     torch.randn(B, model.cfg.text_dim), torch.ones(B, dtype=torch.bool), torch.randn(B, 2), torch.ones(B, dtype=torch.bool))
@@ -249,8 +269,9 @@ class MotionSession(StreamSession):
             raise ParamError(f"goal must be finite and within 1000 m, got {goal!r}")
         self.goal = np.array([x, z])
         self.goal_log.append({"goal": [x, z], "frame": self.n_frames, "reached_frame": None})
-        if not any(w in self.text.lower() for w in ("walk", "run", "jog", "go ", "sprint")):
+        if not any(w in self.text.lower() for w in ("walk", "run", "jog", "go ", "sprint")) or "turn" in self.text:
             self._set_text("walk forward")  # a goal needs locomotion; keep "run" or "jog" if asked for
+        self.goal_gait = self.text
 
     def steer(self, params: dict) -> None:
         if params.get("reset"):
@@ -270,6 +291,11 @@ class MotionSession(StreamSession):
             self.guidance = check_range(params, "guidance", 1.0, 6.0, 2.0)
         if "text" in params:
             self._set_text(params["text"])
+            if self.goal is not None:  # the gait to the goal ("run" there); "stand still" drops the goal
+                if any(w in self.text.lower() for w in ("walk", "run", "jog")):
+                    self.goal_gait = self.text
+                else:
+                    self.goal = None
             self._pending_change = time.perf_counter()
             if params.get("at") is not None:
                 self._rewind(check_range(params, "at", 0, 10**9, 0, int))
@@ -347,10 +373,27 @@ class MotionSession(StreamSession):
             self._set_text(IDLE_TEXT)
             return None
         d = (rig.rot_y(-yaw) @ d)[[0, 2]]  # (forward, right) in the character's frame
+        bearing = float(torch.atan2(d[1], d[0]))  # + = the goal is to the right
+        self._steer_to(bearing)
         # Training goals (where the root is 1 s later) lie within ~35 degrees of the heading while
         # walking forward; a goal further round is fed at that angle, so the character turns towards it.
-        ang = float(torch.atan2(d[1], d[0]).clamp(-GOAL_MAX_ANGLE, GOAL_MAX_ANGLE))
+        ang = max(-GOAL_MAX_ANGLE, min(GOAL_MAX_ANGLE, bearing))
         return torch.tensor([[math.cos(ang), math.sin(ang)]], dtype=torch.float32)
+
+    def _steer_to(self, bearing: float) -> None:
+        """Pick the command the model knows for this bearing: ahead -> the chosen gait, off to a
+        side -> "<gait> and turn left/right", behind -> turn on the spot. In training the text and
+        the trajectory always agree, so a "walk forward" text alone would fight a goal to the side."""
+        gait = "run" if "run" in self.goal_gait or "jog" in self.goal_gait else "walk"
+        side = "right" if bearing > 0 else "left"
+        if abs(bearing) < GOAL_AHEAD:
+            text = self.goal_gait
+        elif abs(bearing) < GOAL_BEHIND:
+            text = f"{gait} and turn {side}"
+        else:
+            text = f"turn {side}"
+        if text != self.text:
+            self._set_text(text)
 
     def _primitive(self):
         t0 = time.perf_counter()

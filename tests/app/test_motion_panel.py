@@ -114,3 +114,12 @@ def test_skeleton_view_renders(qtbot):
     assert img.shape[2] == 4 and img[..., :3].std() > 5  # something was drawn over the background
     hit = v.floor_at((200, 280))  # the lower middle of the view looks at the floor
     assert hit is not None and np.isfinite(hit).all()
+
+
+def test_cli_spreads_commands_over_the_take():
+    from app.cli_motion import parse_commands
+
+    assert parse_commands("walk forward; turn left; jump", 9) == [[0.0, "walk forward"], [3.0, "turn left"], [6.0, "jump"]]
+    assert parse_commands("walk; 4.5: jump", 10) == [[0.0, "walk"], [4.5, "jump"]]
+    with pytest.raises(ValueError):
+        parse_commands(" ; ", 10)

@@ -90,7 +90,7 @@ def test_goal_and_bad_parameters(bundle):
     s, _ = session({"text": "stand still"}, bundle)
     s.steer({"goal": [3.0, -2.0]})
     p = partials(s.step())[0]
-    assert p["goal"] == [3.0, -2.0] and p["command"] == "walk forward"
+    assert p["goal"] == [3.0, -2.0] and p["command"] == "walk and turn left"  # the goal is ahead-left
     root = p["points"][-1, 0]
     s.steer({"goal": [float(root[0]) + 0.1, float(root[2])]})  # within reach: reached at once
     p = partials(s.step())[0]
@@ -122,3 +122,29 @@ def test_endless_session_keeps_bounded_history(bundle):
         p = partials(s.step())[0]
     assert len(s.world) <= KEEP_FRAMES + 8
     assert p["t0"] == s.n_frames - 8
+
+
+def test_onnx_runtime_path_matches_the_model(bundle, tmp_path):
+    import torch
+
+    from models.motion.stream import OrtDenoiser
+
+    ort = OrtDenoiser(bundle.model, tmp_path / "d.onnx")
+    for B in (1, 2):
+        args = (torch.randn(B, 8, 61), torch.full((B,), 2), torch.randn(B, 2, 61), torch.randn(B, 384),
+                torch.ones(B, dtype=torch.bool), torch.randn(B, 2), torch.zeros(B, dtype=torch.bool))
+        with torch.inference_mode():
+            ref = bundle.model(*args)
+        assert torch.allclose(ort(*args), ref, atol=1e-4)
+
+
+def test_goal_steering_picks_commands_by_bearing(bundle):
+    s, _ = session({"text": "stand still"}, bundle)
+    s.steer({"goal": [0.0, -5.0]})  # 90 degrees to the left of a character facing +X
+    assert partials(s.step())[0]["command"] == "walk and turn left"
+    s.steer({"goal": [-5.0, 0.5]})  # behind: turn on the spot first
+    assert partials(s.step())[0]["command"].startswith("turn")
+    s.steer({"text": "stand still"})  # a non-moving command drops the goal
+    assert partials(s.step())[0]["goal"] is None
+    r, _ = session({"text": "run", "goal": [6.0, 0.0]}, bundle)  # straight ahead, at a run
+    assert partials(r.step())[0]["command"] == "run"
