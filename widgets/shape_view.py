@@ -66,7 +66,7 @@ class ShapeViewport(Viewport3D):
         cam = self.view.camera
         cam.up = "+y"  # shapes are Y-up
         cam.center = (0.0, 0.0, 0.0)
-        cam.distance = 2.4
+        cam.distance = 2.0
         floor = MatrixTransform()  # the grid lies on the floor of the unit cube (XZ plane, y = -0.5)
         floor.rotate(90, (1, 0, 0))
         floor.scale((0.1, 0.1, 0.1))

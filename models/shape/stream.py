@@ -137,9 +137,12 @@ class ShapeSession(StreamSession):
             self.timings["octree_ms"] = 1000 * (time.perf_counter() - self.t0)
             self.done_steps += 1
             self.phase = "mesh"
-            states = np.where(self.occ, oct.FULL, oct.EMPTY).astype(np.uint8)
-            ev = level_event(states, int(np.log2(self.occ.shape[0])), self.tree.n_tokens)
-            return [("partial", ev), ("progress", {"done": self.done_steps, "total": self.total + 1, "stage": "mesh"})]
+            # the leaf decoder fills in every level below the transformer's at once: send each of them
+            out = []
+            pyramid = oct.state_pyramid(self.occ)
+            for k in range(len(self.tree.levels) + 1, len(pyramid)):
+                out.append(("partial", level_event(pyramid[k], k, self.tree.n_tokens)))
+            return out + [("progress", {"done": self.done_steps, "total": self.total + 1, "stage": "mesh"})]
         t = time.perf_counter()
         v, f = shape_mesh.extract(self.occ, smooth_iters=self.smooth)
         self.timings["mesh_ms"] = 1000 * (time.perf_counter() - t)
