@@ -5,24 +5,40 @@ Keys are stored already rotated by RoPE at their absolute position. Within the r
 relative distances are therefore exact. Sink tokens (the first `sink` positions, kept forever) are
 rotated forward by the number of evicted positions when they are read, so the cache always looks
 like one contiguous sequence of `sink + window` positions, the length the model was trained on.
+
+All layers share one geometry, so the per-step bookkeeping (which slots to write, what each query
+may see) is done once per forward in `plan()` and every layer only copies and reads (`apply()`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 
+@dataclass
+class CachePlan:
+    write: slice | torch.Tensor  # slots to write this step's keys/values into
+    read_end: int | None  # static cache: keys [:read_end] are read; rolling: None = all slots
+    mask: torch.Tensor | None  # (T, S) bool, True = may attend; None = all read slots visible
+    sink_rot: tuple[torch.Tensor, torch.Tensor] | None  # cos/sin (D/2,) to re-position the sinks
+
+
 class KVCache(nn.Module):
     def __init__(self, batch: int, n_head: int, head_dim: int, max_len: int, *, window: int | None = None,
-                 sink: int = 0, dtype=torch.float32, device="cpu", rope_base: float = 10000.0):
+                 sink: int = 0, dtype=torch.float32, device="cpu", rope_base: float = 10000.0,
+                 slot_pos: torch.Tensor | None = None):
         super().__init__()
         self.rolling = window is not None
         self.sink, self.window = (sink, window) if self.rolling else (0, max_len)
         size = self.sink + self.window
         self.register_buffer("k", torch.zeros(batch, n_head, size, head_dim, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v", torch.zeros(batch, n_head, size, head_dim, dtype=dtype, device=device), persistent=False)
-        # absolute position held by each slot, -1 = empty; (size,)
-        self.register_buffer("slot_pos", torch.full((size,), -1, dtype=torch.long, device=device), persistent=False)
+        # absolute position held by each slot, -1 = empty; (size,). Shared by every layer's cache.
+        if slot_pos is None:
+            slot_pos = torch.full((size,), -1, dtype=torch.long, device=device)
+        self.slot_pos = slot_pos
         n_pairs = head_dim // 2
         self.inv_freq = 1.0 / (rope_base ** (torch.arange(n_pairs, dtype=torch.float64) / n_pairs))
 
@@ -38,43 +54,56 @@ class KVCache(nn.Module):
             return input_pos
         return torch.where(input_pos < self.sink, input_pos, self.sink + (input_pos - self.sink) % self.window)
 
-    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor, limit: torch.Tensor):
-        """Write k, v (B, H, T, D) at absolute positions input_pos (T,); return the keys, values and
-        boolean mask (T, S) (None when every returned slot is visible) for attention."""
+    def plan(self, input_pos: torch.Tensor, limit: torch.Tensor) -> CachePlan:
+        """Record the positions written at input_pos (T,) and work out what queries with the given
+        attend limits (T,) may see. Call once per forward, before any layer's `apply`."""
         T = input_pos.shape[0]
+        start, last = int(input_pos[0]), int(input_pos[-1])
         if self.rolling and T > self.window:
             raise ValueError(f"a step of {T} tokens does not fit a rolling window of {self.window}")
-        if not self.rolling and int(input_pos[-1]) >= self.window:
-            raise ValueError(f"position {int(input_pos[-1])} is past the cache size {self.window}")
-        start = int(input_pos[0])
-        if not self.rolling or start >= self.sink and (start - self.sink) % self.window + T <= self.window:
-            # contiguous positions that do not wrap (the usual case): plain slice copies
+        if not self.rolling and max(last, start) >= self.window:
+            raise ValueError(f"position {max(last, start)} is past the cache size {self.window}")
+        contiguous = last - start == T - 1
+        if contiguous and (not self.rolling or start >= self.sink and (start - self.sink) % self.window + T <= self.window):
             s = start if not self.rolling else self.sink + (start - self.sink) % self.window
-            self.k[:, :, s:s + T].copy_(k)
-            self.v[:, :, s:s + T].copy_(v)
-            self.slot_pos[s:s + T].copy_(input_pos)
+            write: slice | torch.Tensor = slice(s, s + T)  # the usual case: plain slice copies
         else:
-            slots = self.slots(input_pos)
-            self.k[:, :, slots] = k
-            self.v[:, :, slots] = v
-            self.slot_pos[slots] = input_pos
+            write = self.slots(input_pos)
+        self.slot_pos[write] = input_pos
         if not self.rolling:
             end = int(limit.max()) + 1
-            keys, vals = self.k[:, :, :end], self.v[:, :, :end]
-            if T == 1:
-                return keys, vals, None
-            mask = torch.arange(end, device=limit.device)[None, :] <= limit[:, None]
-            return keys, vals, mask
+            mask = None if T == 1 else torch.arange(end, device=limit.device)[None, :] <= limit[:, None]
+            return CachePlan(write, end, mask, None)
         pos = self.slot_pos
         mask = (pos >= 0)[None, :] & (pos[None, :] <= limit[:, None])
-        keys = self.k
+        if bool(mask.all()):
+            mask = None
         newest = int(pos.max())
         evicted = newest - self.window + 1 - self.sink  # positions dropped between sinks and window
+        rot = None
         if self.sink and evicted > 0:
-            keys = keys.clone()
             ang = evicted * self.inv_freq
-            cos, sin = ang.cos().to(keys.dtype).to(keys.device), ang.sin().to(keys.dtype).to(keys.device)
-            s = keys[:, :, : self.sink]
-            s1, s2 = s.chunk(2, dim=-1)
-            keys[:, :, : self.sink] = torch.cat([s1 * cos - s2 * sin, s1 * sin + s2 * cos], dim=-1)
-        return keys, self.v, mask
+            rot = (ang.cos().to(self.k.dtype).to(self.k.device), ang.sin().to(self.k.dtype).to(self.k.device))
+        return CachePlan(write, None, mask, rot)
+
+    def apply(self, plan: CachePlan, k: torch.Tensor, v: torch.Tensor):
+        """Write k, v (B, H, T, D) as planned; return keys, values and mask for attention."""
+        if isinstance(plan.write, slice):
+            self.k[:, :, plan.write].copy_(k)
+            self.v[:, :, plan.write].copy_(v)
+        else:
+            self.k[:, :, plan.write] = k
+            self.v[:, :, plan.write] = v
+        if plan.read_end is not None:
+            return self.k[:, :, :plan.read_end], self.v[:, :, :plan.read_end], plan.mask
+        keys = self.k
+        if plan.sink_rot is not None:
+            cos, sin = plan.sink_rot
+            keys = keys.clone()
+            s1, s2 = keys[:, :, :self.sink].chunk(2, dim=-1)
+            keys[:, :, :self.sink] = torch.cat([s1 * cos - s2 * sin, s1 * sin + s2 * cos], dim=-1)
+        return keys, self.v, plan.mask
+
+    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor, limit: torch.Tensor):
+        """plan + apply for a single cache (the transformer plans once for all layers instead)."""
+        return self.apply(self.plan(input_pos, limit), k, v)

@@ -66,7 +66,7 @@ def rope_angles(pos: torch.Tensor, head_dim: int, base: float, axes: int = 1) ->
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (first half, second half) of the last dim. x: (B, H, T, D); cos/sin: (T, D/2)."""
+    """Rotate pairs (first half, second half) of the last dim; cos/sin (..., D/2) broadcast against x."""
     x1, x2 = x.chunk(2, dim=-1)
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
@@ -81,16 +81,14 @@ class Attention(nn.Module):
         self.dropout = cfg.dropout
         self.kv_cache: KVCache | None = None
 
-    def forward(self, x, cos, sin, mask, cache_args):
+    def forward(self, x, cos, sin, mask, plan):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        qkv = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim)
+        qk = apply_rope(qkv[:, :, :2], cos, sin)  # q and k rotated together; cos/sin (T, 1, 1, hs/2)
+        q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)  # (B, nh, T, hs)
+        v = qkv[:, :, 2].transpose(1, 2)
         if self.kv_cache is not None:
-            input_pos, limit = cache_args
-            k, v, mask = self.kv_cache.update(input_pos, k, v, limit)
+            k, v, mask = self.kv_cache.apply(plan, k, v)
         if mask is None and self.kv_cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=self.dropout if self.training else 0.0)
         else:
@@ -116,8 +114,8 @@ class Block(nn.Module):
         self.norm1, self.attn = RMSNorm(cfg.d_model), Attention(cfg)
         self.norm2, self.mlp = RMSNorm(cfg.d_model), MLP(cfg)
 
-    def forward(self, x, cos, sin, mask, cache_args):
-        x = x + self.attn(self.norm1(x), cos, sin, mask, cache_args)
+    def forward(self, x, cos, sin, mask, plan):
+        x = x + self.attn(self.norm1(x), cos, sin, mask, plan)
         return x + self.mlp(self.norm2(x))
 
 
@@ -168,10 +166,15 @@ class Transformer(nn.Module):
         """Preallocate K/V for `batch` sequences. `window` set: a rolling cache of `sink` + `window`
         slots for endless streams (StreamingLLM); otherwise a static cache of `max_len` slots."""
         p = next(self.parameters())
+        if window is not None and self.cfg.rope_axes != 1:
+            raise ValueError("a rolling cache needs 1-axis RoPE (sinks are re-positioned along the sequence)")
+        shared_pos = None
         for b in self.blocks:
             b.attn.kv_cache = KVCache(batch, self.cfg.n_head, self.cfg.head_dim,
                                       max_len=max_len or self.cfg.max_seq_len, window=window, sink=sink,
-                                      dtype=dtype or p.dtype, device=p.device, rope_base=self.cfg.rope_base)
+                                      dtype=dtype or p.dtype, device=p.device, rope_base=self.cfg.rope_base,
+                                      slot_pos=shared_pos)
+            shared_pos = b.attn.kv_cache.slot_pos
 
     def clear_cache(self) -> None:
         for b in self.blocks:
@@ -199,9 +202,13 @@ class Transformer(nn.Module):
         if input_pos is None:
             input_pos = torch.arange(T, device=x.device)
         cos, sin = self._rope(input_pos, rope_pos)
-        cache_args = (input_pos, attend_limit if attend_limit is not None else input_pos)
+        cos, sin = cos[:, None, None], sin[:, None, None]  # (T, 1, 1, hs/2) against (B, T, 2, nh, hs/2)
+        plan = None
+        cache = self.blocks[0].attn.kv_cache
+        if cache is not None:  # one bookkeeping step for every layer's cache
+            plan = cache.plan(input_pos, attend_limit if attend_limit is not None else input_pos)
         for block in self.blocks:
-            x = block(x, cos, sin, mask, cache_args)
+            x = block(x, cos, sin, mask, plan)
         x = self.norm(x)
         if return_hidden or self.head is None:
             return x
