@@ -18,7 +18,8 @@ N_POINTS = {"M": 1, "L": 1, "C": 3, "Z": 0}
 
 def painter_path(cmds: str, pts) -> QPainterPath:
     """Icon path data -> QPainterPath (nonzero fill, like the SVG the engine writes)."""
-    pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    # plain Python floats: handing numpy scalars to Qt's overloaded methods corrupts bool refcounts (shiboken)
+    pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2).tolist()
     qp = QPainterPath()
     qp.setFillRule(Qt.FillRule.WindingFill)
     i = 0
@@ -76,18 +77,21 @@ class _Handle(QGraphicsEllipseItem):
         self.setBrush(QBrush(QColor("#2b7de9") if anchor else QColor("white")))
         self.setPen(QPen(QColor("#2b7de9"), 1.5))
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.setZValue(10)
         self.setCursor(Qt.CursorShape.SizeAllCursor)
 
-    def itemChange(self, change, value):
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange:
-            p = value
-            return QPointF(min(max(p.x(), 0.0), GRID_MAX), min(max(p.y(), 0.0), GRID_MAX))
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
-            self.canvas._handle_moved(self.k, self.pos())
-        return super().itemChange(change, value)
+    def mouseMoveEvent(self, ev):
+        # tracked here rather than in itemChange: no QVariant round trip on every scene change
+        super().mouseMoveEvent(ev)
+        self.place(self.pos())
+
+    def place(self, p: QPointF) -> None:
+        """Move to p, kept inside the grid, and redraw the path."""
+        p = QPointF(min(max(p.x(), 0.0), GRID_MAX), min(max(p.y(), 0.0), GRID_MAX))
+        if p != self.pos():
+            self.setPos(p)
+        self.canvas._handle_moved(self.k, p)
 
     def mousePressEvent(self, ev):
         self.canvas._drag_start()
@@ -262,7 +266,7 @@ class IconCanvas(QGraphicsView):
         """Programmatic drag of one point (tests, keyboard nudges): reported like a mouse drag."""
         self.select(path_index)
         self._drag_start()
-        self._handles[k].setPos(QPointF(float(xy[0]), float(xy[1])))
+        self._handles[k].place(QPointF(float(xy[0]), float(xy[1])))
         self._drag_end()
 
     # ---- drag and drop ------------------------------------------------------------------------
