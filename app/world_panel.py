@@ -90,6 +90,7 @@ class WorldPanel(Panel):
         side.addStretch(1)
 
         self.paused = False
+        self.resets = 0  # start frames shown (the first one, then one per Reset)
         self.recorded: list[np.ndarray] = []
         self._key_ids = itertools.count(1)
         self._key_times: dict[int, float] = {}
@@ -191,6 +192,7 @@ class WorldPanel(Panel):
             if key_id in self._key_times:
                 self.view.clock.add_latency(1000 * (now - self._key_times.pop(key_id)))
             if d.get("action") == "reset":
+                self.resets += 1
                 self.view.clock.reset()
             if self.record_btn.isChecked() and len(self.recorded) < MAX_RECORD:
                 self.recorded.append(np.array(d["frame"], copy=True))

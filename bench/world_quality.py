@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     real_frames = frames[np.concatenate([np.arange(a, b) for a, b in eps])].astype(np.float32)
     real_bright, real_std = real_frames.mean(), real_frames.reshape(len(real_frames), -1).std(1).mean()
     play = np.concatenate([actions[a + 1:b] for a, b in eps])  # real keys, replayed in order
-    R = 4  # parallel plays from 4 start frames
+    R = min(4, len(eps))  # parallel plays from different start frames
     roll = Rollout(wm, R)
     roll.reset(ae.encode(frames[[a for a, _ in eps[:R]]]))
     per_min = max(1, int(60 * args.fps))

@@ -2,7 +2,9 @@
 Oasis / Inferix family, built on the shared `models.common.transformer`).
 
 A frame is one block of 82 tokens: the key pressed before it (one action token) and its 81 tile
-tokens from the tokenizer. Inside a block attention is bidirectional; across blocks it is causal,
+tokens from the tokenizer. Each tile token also carries the embedding of the previous frame's
+token at the same tile (the last frame stacked onto the input, as GameNGen and DIAMOND do), so
+"nothing changed here" is the easy default and attention has to find only what moved. Inside a block attention is bidirectional; across blocks it is causal,
 so a frame sees every earlier frame still in the cache and itself. Each new frame is made in a few
 token-parallel steps (MaskGIT): all 81 tiles start as [MASK], every step predicts all of them and
 keeps the most confident, the last step fills the rest.
@@ -72,30 +74,43 @@ class WorldModel(nn.Module):
             n_out=cfg.codes))
         # where a token sits inside its frame (action slot, then the 9x9 tiles row by row)
         self.slot_emb = nn.Embedding(cfg.block, cfg.d_model)
+        # the previous frame's token at the same tile (GameNGen / DIAMOND stack the last frame onto
+        # the input channels); id `codes` = no previous frame (the start frame, action slots)
+        self.prev_emb = nn.Embedding(cfg.codes + 1, cfg.d_model)
         nn.init.normal_(self.slot_emb.weight, std=0.02)
+        nn.init.normal_(self.prev_emb.weight, std=0.02)
 
     def block_ids(self, actions: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """actions (...,), tokens (..., 81) -> transformer ids (..., 82)."""
         act = (actions.long() + self.cfg.codes + 1)[..., None]
         return torch.cat([act, tokens.long()], dim=-1)
 
-    def logits(self, ids: torch.Tensor, input_pos: torch.Tensor, *, attend_limit=None, mask=None,
-               last: int | None = None) -> torch.Tensor:
-        """ids (B, T) at absolute positions input_pos (T,) -> code logits (B, T, codes), or of the
-        `last` positions only (the output head is skipped for the rest)."""
+    def prev_ids(self, prev: torch.Tensor | None, B: int, device) -> torch.Tensor:
+        """Previous-frame tokens (B, 81) or None -> ids (B, 82) for `prev_emb` (action slot: none)."""
+        none = torch.full((B, 1), self.cfg.codes, dtype=torch.long, device=device)
+        if prev is None:
+            return none.expand(B, self.cfg.block)
+        return torch.cat([none, prev.long().to(device)], dim=1)
+
+    def logits(self, ids: torch.Tensor, input_pos: torch.Tensor, prev: torch.Tensor, *, attend_limit=None,
+               mask=None, last: int | None = None) -> torch.Tensor:
+        """ids (B, T) at absolute positions input_pos (T,), prev (B, T) previous-frame ids (see
+        `prev_ids`) -> code logits (B, T, codes), or of the `last` positions only."""
         slot = (input_pos % self.cfg.block).to(ids.device)
-        h = self.tf(ids, embeds=self.slot_emb(slot)[None], input_pos=input_pos,
+        h = self.tf(ids, embeds=self.slot_emb(slot)[None] + self.prev_emb(prev), input_pos=input_pos,
                     attend_limit=attend_limit, mask=mask, return_hidden=True)
         return self.tf.head(h if last is None else h[:, -last:])
 
     # ---- training -----------------------------------------------------------------------------
     def loss(self, tokens: torch.Tensor, actions: torch.Tensor, target_from: torch.Tensor,
-             noise_max: float = 0.15, gen: torch.Generator | None = None) -> torch.Tensor:
+             prev1: torch.Tensor | None = None, noise_max: float = 0.15,
+             gen: torch.Generator | None = None) -> torch.Tensor:
         """Masked-token loss on every frame after the sink, with clean context.
 
         tokens (B, F, 81) int64, actions (B, F) (START for the sink), target_from (B,): the first frame
         index whose prediction counts (1 when the sink is the frame right before, else 2: with a
-        distant sink the first window frame has no visible predecessor).
+        distant sink the first window frame has no visible predecessor). prev1 (B, 81): the real
+        predecessor of frame 1 (default: the sink, i.e. contiguous play).
 
         The input is the F clean (noise-augmented) blocks followed by masked copies of blocks 1..F-1;
         a masked copy of block j sees clean blocks < j and itself, exactly what inference sees.
@@ -107,7 +122,13 @@ class WorldModel(nn.Module):
         rate = torch.rand(B, 1, 1, device=dev, generator=gen) * noise_max
         noisy = torch.rand(B, Fr, N, device=dev, generator=gen) < rate
         rand_tok = torch.randint(0, cfg.codes, (B, Fr, N), device=dev, generator=gen)
-        clean = self.block_ids(actions, torch.where(noisy, rand_tok, tokens))  # (B, F, L)
+        ctx = torch.where(noisy, rand_tok, tokens)
+        clean = self.block_ids(actions, ctx)  # (B, F, L)
+        # each frame's previous frame (as the context holds it); the sink has none
+        p1 = ctx[:, 0] if prev1 is None else torch.where(noisy[:, 1], rand_tok[:, 1], prev1.to(dev))
+        prev_tok = torch.cat([p1[:, None], ctx[:, 1:-1]], dim=1)  # (B, F-1, 81): of frames 1..F-1
+        prev_clean = torch.cat([self.prev_ids(None, B, dev)[:, None],
+                                torch.stack([self.prev_ids(prev_tok[:, j], B, dev) for j in range(Fr - 1)], 1)], 1)
         # MaskGIT cosine schedule: a masked fraction per (sequence, frame), at least one token
         u = torch.rand(B, Fr - 1, 1, device=dev, generator=gen)
         frac = torch.cos(u * math.pi / 2)
@@ -116,8 +137,9 @@ class WorldModel(nn.Module):
         tgt = tokens[:, 1:]
         inp = self.block_ids(actions[:, 1:], torch.where(masked, torch.full_like(tgt, cfg.mask_id), tgt))
         ids = torch.cat([clean.reshape(B, Fr * L), inp.reshape(B, (Fr - 1) * L)], dim=1)
+        prev = torch.cat([prev_clean.reshape(B, Fr * L), prev_clean[:, 1:].reshape(B, (Fr - 1) * L)], dim=1)
         pos = torch.cat([torch.arange(Fr * L), torch.arange(L, Fr * L)]).to(dev)
-        logits = self.logits(ids, pos, mask=self.train_mask(Fr, dev), last=(Fr - 1) * L)  # (B, (F-1)*L, codes)
+        logits = self.logits(ids, pos, prev, mask=self.train_mask(Fr, dev), last=(Fr - 1) * L)  # (B, (F-1)*L, codes)
         logits = logits.reshape(B, Fr - 1, L, cfg.codes)[:, :, 1:]  # drop the action slots
         frame = torch.arange(1, Fr, device=dev)[None, :, None]
         counts = masked & (frame >= target_from[:, None, None])
@@ -151,6 +173,7 @@ class Rollout:
         self.dev = next(model.parameters()).device
         self.pos = 0  # absolute position of the next block
         self.pending: torch.Tensor | None = None  # (B, L) ids of the last frame, not yet in the cache
+        self.pending_prev: torch.Tensor | None = None  # (B, L) prev ids of that frame
         self.frames = 0
 
     def cache_slots(self) -> int:
@@ -161,15 +184,14 @@ class Rollout:
         """Start play from a real frame (B, 81): it becomes the sink block."""
         self.m.tf.reset_cache()
         start = torch.full((self.B,), self.cfg.n_actions - 1, dtype=torch.long, device=self.dev)
-        self.pending = self.m.block_ids(start, tokens.to(self.dev))
+        block = self.m.block_ids(start, tokens.to(self.dev))
         self.pos, self.frames = 0, 0
-        self._commit_only()
-
-    def _commit_only(self) -> None:
         L = self.cfg.block
-        pos = torch.arange(self.pos, self.pos + L, device=self.dev)
-        self.m.logits(self.pending, pos, attend_limit=torch.full_like(pos, self.pos + L - 1), last=1)
-        self.pending, self.pos = None, self.pos + L
+        pos = torch.arange(0, L, device=self.dev)
+        self.m.logits(block, pos, self.m.prev_ids(None, self.B, self.dev), attend_limit=torch.full_like(pos, L - 1), last=1)
+        # the start frame is in the cache; it is also the previous frame of the first prediction
+        self.pending, self.pending_prev, self.pos = None, None, L
+        self.last = tokens.to(self.dev).long()
 
     @torch.inference_mode()
     def predict(self, actions: torch.Tensor, steps: int = 2, params: SamplingParams | None = None,
@@ -182,15 +204,17 @@ class Rollout:
         known = torch.zeros(self.B, N, dtype=torch.bool, device=dev)
         new_pos = torch.arange(self.pos, self.pos + L, device=dev)
         new_lim = torch.full_like(new_pos, self.pos + L - 1)
+        new_prev = self.m.prev_ids(self.last, self.B, dev)
         for s in range(steps):
-            ids = self.m.block_ids(act, tokens)
+            ids, prev = self.m.block_ids(act, tokens), new_prev
             if s == 0 and self.pending is not None:  # commit the previous frame in the same forward
                 ids = torch.cat([self.pending, ids], dim=1)
+                prev = torch.cat([self.pending_prev, new_prev], dim=1)
                 pos = torch.cat([new_pos - L, new_pos])
                 lim = torch.cat([torch.full_like(new_pos, self.pos - 1), new_lim])
             else:
                 pos, lim = new_pos, new_lim
-            logits = self.m.logits(ids, pos, attend_limit=lim, last=N)  # (B, 81, codes)
+            logits = self.m.logits(ids, pos, prev, attend_limit=lim, last=N)  # (B, 81, codes)
             flat = logits.reshape(self.B * N, c.codes)
             pick = sample(flat, params, gen).reshape(self.B, N)
             conf = torch.log_softmax(logits.float(), -1).gather(-1, pick[..., None])[..., 0]
@@ -200,7 +224,7 @@ class Rollout:
             keep.scatter_(1, conf.topk(n_known, dim=1).indices, True)
             tokens = torch.where(known, tokens, torch.where(keep, pick, tokens))
             known = known | keep
-        self.pending = self.m.block_ids(act, tokens)
+        self.pending, self.pending_prev, self.last = self.m.block_ids(act, tokens), new_prev, tokens
         self.pos += L
         self.frames += 1
         return tokens
@@ -209,7 +233,8 @@ class Rollout:
     def observe(self, tokens: torch.Tensor) -> None:
         """Teacher forcing: the real frame (B, 81) replaces the last prediction in the context."""
         assert self.pending is not None, "observe() follows predict()"
-        self.pending = torch.cat([self.pending[:, :1], tokens.to(self.dev).long()], dim=1)
+        self.last = tokens.to(self.dev).long()
+        self.pending = torch.cat([self.pending[:, :1], self.last], dim=1)
 
 
 def load_world_model(path, device: str = "cpu") -> WorldModel:

@@ -128,7 +128,8 @@ def load_tokens(split: str):
 
 # ---- stage 3: dynamics ----------------------------------------------------------------------------
 class SequenceSampler:
-    """Random training sequences [sink] + W consecutive frames, the way the rolling cache holds them."""
+    """Random training sequences [sink] + W consecutive frames, the way the rolling cache holds them,
+    with the real frame before the first window frame (its previous-frame input)."""
 
     def __init__(self, tokens, actions, bounds, window: int, rng: np.random.Generator, p_start: float = 0.3,
                  p_sink_start: float = 0.7):
@@ -138,21 +139,23 @@ class SequenceSampler:
 
     def batch(self, n: int):
         W = self.window
-        toks, acts, tfrom = [], [], []
+        toks, acts, tfrom, prev1 = [], [], [], []
         for _ in range(n):
             a, b = self.eps[self.rng.integers(len(self.eps))]
             if self.rng.random() < self.p_start:  # the very start of play: sink, then frames 1..W
-                idx, tf = list(range(a, a + W + 1)), 1
+                idx, tf, before = list(range(a, a + W + 1)), 1, a
             else:
                 i = int(self.rng.integers(a + 1, b - W + 1))  # first window frame
                 j = a if self.rng.random() < self.p_sink_start else int(self.rng.integers(a, i))
-                idx, tf = [j] + list(range(i, i + W)), (1 if j == i - 1 else 2)
+                idx, tf, before = [j] + list(range(i, i + W)), (1 if j == i - 1 else 2), i - 1
             act = self.actions[idx].copy()
             act[0] = START
             toks.append(self.tokens[idx])
             acts.append(act)
             tfrom.append(tf)
-        return torch.from_numpy(np.stack(toks)), torch.from_numpy(np.stack(acts)), torch.tensor(tfrom)
+            prev1.append(self.tokens[before])  # the real frame before the first window frame
+        return (torch.from_numpy(np.stack(toks)), torch.from_numpy(np.stack(acts)), torch.tensor(tfrom),
+                torch.from_numpy(np.stack(prev1)))
 
 
 def train_dynamics(args, rank: int, world: int, device: str) -> None:
@@ -175,11 +178,11 @@ def train_dynamics(args, rank: int, world: int, device: str) -> None:
     tokens_seen = step * args.batch * world * cfg.seq_frames * cfg.block
     ema = None
     while step < total and time.time() < deadline:
-        tok, act, tf = sampler.batch(args.batch)
+        tok, act, tf, prev1 = sampler.batch(args.batch)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, args.lr)
         wm.train()
-        loss = loss_fn(tok.to(device), act.to(device), tf.to(device), noise_max=args.noise)
+        loss = loss_fn(tok.to(device), act.to(device), tf.to(device), prev1.to(device), noise_max=args.noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(wm.parameters(), 1.0)

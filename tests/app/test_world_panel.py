@@ -128,7 +128,9 @@ def test_panel_streams_frames_and_reacts_to_keys(qtbot, engine_bridge, tmp_path)
     assert panel.view.index <= n + 1  # paused: at most a frame already in flight
     panel.toggle_pause()
     panel.reset_world()
-    qtbot.waitUntil(lambda: panel.view.index >= 1 and panel.view.index < n, timeout=20_000)  # back at the start
+    assert panel.resets == 1
+    qtbot.waitUntil(lambda: panel.resets == 2, timeout=20_000)  # back at the real start frame
+    assert panel.view.index < n
     panel.record_btn.setChecked(False)
     out = panel.save_recording(tmp_path / "world.mp4")
     assert read_video(out).shape[0] == len(panel.recorded) >= 5

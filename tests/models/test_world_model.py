@@ -2,6 +2,8 @@
 token-parallel generation, and a tiny model that learns (tiny random weights; no shipped files)."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -37,14 +39,47 @@ def test_cached_prefix_matches_full_forward():
     act = torch.randint(0, 17, (1, 4))
     act[:, 0] = START
     ids = wm.block_ids(act[0], tok[0]).reshape(1, -1)
+    prev = torch.cat([wm.prev_ids(None, 1, "cpu")] + [wm.prev_ids(tok[0, f - 1:f], 1, "cpu") for f in range(1, 4)], 1)
     blk = torch.arange(ids.shape[1]) // L
     with torch.inference_mode():
-        full = wm.logits(ids, torch.arange(ids.shape[1]), mask=blk[None, :] <= blk[:, None])
-        Rollout(wm, 1).reset(tok[0, :1])
+        full = wm.logits(ids, torch.arange(ids.shape[1]), prev, mask=blk[None, :] <= blk[:, None])
+        roll = Rollout(wm, 1)
+        roll.reset(tok[0, :1])
         for f in range(1, 4):
             pos = torch.arange(f * L, (f + 1) * L)
-            lg = wm.logits(wm.block_ids(act[0, f:f + 1], tok[0, f:f + 1]), pos, attend_limit=torch.full((L,), pos[-1]))
+            lg = wm.logits(wm.block_ids(act[0, f:f + 1], tok[0, f:f + 1]), pos, prev[:, f * L:(f + 1) * L],
+                           attend_limit=torch.full((L,), pos[-1]))
             assert torch.allclose(lg, full[:, f * L:(f + 1) * L], atol=1e-4)
+
+
+def test_rollout_teacher_forced_matches_the_training_forward():
+    """Rollout (fused commit + rolling cache) sees exactly what the training forward sees."""
+    wm = tiny()
+    with torch.no_grad():
+        wm.tf.head.weight.mul_(100.0)  # peaked logits: no argmax ties for float noise to flip
+    L = wm.cfg.block
+    tok = torch.randint(0, 32, (1, 6, 9))
+    act = torch.randint(0, 17, (1, 6))
+    full = copy.deepcopy(wm)  # no cache: a model with a cache would ignore `mask`
+    roll = Rollout(wm, 1)
+    roll.reset(tok[:, 0])
+    masked = torch.full((1, 9), wm.cfg.mask_id)
+    with torch.inference_mode():
+        for f in range(1, 6):
+            roll.predict(act[:, f], steps=1)
+            got = roll.last.clone()
+            roll.observe(tok[:, f])
+            # reference: no cache; the sink, then the last (window - 1) real frames, then the masked frame
+            keep = [0] + list(range(max(1, f - wm.cfg.window_frames + 1), f))
+            ids = torch.cat([wm.block_ids(torch.tensor([START] if k == 0 else act[0, k:k + 1]), tok[:, k]) for k in keep]
+                            + [wm.block_ids(act[:, f], masked)], 1)
+            prev = torch.cat([wm.prev_ids(None if k == 0 else tok[:, k - 1], 1, "cpu") for k in keep]
+                             + [wm.prev_ids(tok[:, f - 1], 1, "cpu")], 1)
+            n = len(keep) + 1
+            blk = torch.arange(n * L) // L
+            ref = full.logits(ids, torch.arange(n * L), prev, mask=blk[None, :] <= blk[:, None], last=9).argmax(-1)
+            assert torch.equal(got, ref), f
+
 
 
 def test_rolling_cache_keeps_its_size_over_long_play():
@@ -75,7 +110,7 @@ def test_action_changes_the_next_frame_and_observe_replaces_it():
     masked = torch.full((2, 9), wm.cfg.mask_id)
     with torch.inference_mode():  # same state, different keys -> different predictions for the next frame
         lg = wm.logits(wm.block_ids(torch.tensor([1, 2]), masked), torch.arange(L, 2 * L),
-                       attend_limit=torch.full((L,), 2 * L - 1))
+                       wm.prev_ids(start, 2, "cpu"), attend_limit=torch.full((L,), 2 * L - 1))
     assert (lg[0] - lg[1]).abs().max() > 1e-3
     roll.reset(start)
     roll.predict(torch.tensor([1, 2]), steps=1)

@@ -38,9 +38,10 @@ def test_session_streams_frames_and_follows_the_keys(bundle):
     assert s.roll.cache_slots() == slots and not s.done  # endless play, fixed cache
     s.steer({"reset": True, "start": 1})
     again = frames_of(s.step())[0]
-    assert again["action"] == "reset" and np.array_equal(again["frame"], f0["frame"])
+    assert again["action"] == "reset" and again["index"] == 0 and np.array_equal(again["frame"], f0["frame"])
+    assert frames_of(s.step())[0]["index"] == 1
     st = s.stats()
-    assert st["frames"] == 15 and st["cache_slots"] == slots
+    assert st["frames"] == 16 and st["cache_slots"] == slots
 
 
 def test_scripted_run_ends_with_output(bundle):
