@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -63,9 +64,9 @@ def distribution_metrics(gen: list[np.ndarray], ref: list[np.ndarray]) -> dict:
 
 def view_features(occ: np.ndarray) -> np.ndarray:
     """Classifier features: 16^3 occupancy fractions + three 32 x 32 silhouettes."""
-    r = occ.shape[0] // 16
+    r, q = occ.shape[0] // 16, occ.shape[0] // 32
     coarse = occ.reshape(16, r, 16, r, 16, r).mean(axis=(1, 3, 5)).ravel()
-    sils = [sd.frame(sd.project(occ, v)[0].astype(np.float32), 32).ravel() for v in sd.VIEWS]
+    sils = [sd.project(occ, v)[0].reshape(32, q, 32, q).mean(axis=(1, 3)).ravel() for v in sd.VIEWS]
     return np.concatenate([coarse] + sils).astype(np.float32)
 
 
@@ -76,8 +77,10 @@ def train_classifier(ds: sd.ShapeData, idx: np.ndarray, cats: list[str]):
 
     X = np.stack([view_features(ds.occ(int(i))) for i in idx])
     y = np.array([cats.index(ds.categories[i]) for i in idx])
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.05))
-    clf.fit(X, y)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.02))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
     return clf
 
 
@@ -87,7 +90,7 @@ def main(argv=None) -> int:
     p.add_argument("--points", type=int, default=1024)
     p.add_argument("--guidance", type=float, default=2.0)
     p.add_argument("--steps", type=int, default=1)
-    p.add_argument("--min-per-category", type=int, default=30, help="categories the classifier judges")
+    p.add_argument("--min-per-category", type=int, default=60, help="categories the classifier judges")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -124,9 +127,9 @@ def main(argv=None) -> int:
     acc_gen = float((clf.predict(np.stack([view_features(o) for o in gen_occ])) == truth).mean())
     acc_real = float((clf.predict(np.stack([view_features(ds.occ(int(i))) for i in ref_idx])) == truth).mean())
 
-    # ---- sketch fidelity: hand-drawn front sketches of held-out shapes ----
+    # ---- sketch fidelity: hand-drawn front sketches (outlines, and filled silhouettes) of held-out shapes ----
     sk_idx = rng.choice(test_idx, size=min(a.n, len(test_idx)), replace=False)
-    iou_sketch, iou_text, iou_true = [], [], []
+    ious = {f"{style}_{what}": [] for style in ("edges", "silhouette") for what in ("sketch", "text_only", "true_shape")}
 
     def iou(sketch, occ):
         sil = sd.frame(sd.project(occ, "front")[0].astype(np.float32)) > 0.5
@@ -135,14 +138,16 @@ def main(argv=None) -> int:
 
     for k, i in enumerate(sk_idx):
         occ = ds.occ(int(i))
-        sketch = sd.render_sketch(occ, "front", np.random.default_rng(100 + k))
-        pad = (255 * (1 - np.kron(sketch, np.ones((4, 4))))).astype(np.uint8)  # as a 256 px drawing
-        g = generate_shape(bundle, sketch=pad, view="front", seed=k, guidance=a.guidance, steps=a.steps, mesh=False)
         t = generate_shape(bundle, str(ds.captions[i]), seed=k, guidance=a.guidance, steps=a.steps, mesh=False)
-        used = g.get("sketch") if g.get("sketch") is not None else sketch
-        iou_sketch.append(iou(used, g["occ"]))
-        iou_text.append(iou(used, t["occ"]))
-        iou_true.append(iou(used, occ))
+        for style in ("edges", "silhouette"):
+            sketch = sd.render_sketch(occ, "front", np.random.default_rng(100 + k), style)
+            pad = (255 * (1 - np.kron(sketch, np.ones((4, 4))))).astype(np.uint8)  # as a 256 px drawing
+            g = generate_shape(bundle, sketch=pad, view="front", seed=k, guidance=a.guidance, steps=a.steps, mesh=False)
+            used = g["sketch"]  # what the model saw: the drawing after the pad's framing
+            ious[f"{style}_sketch"].append(iou(used, g["occ"]))
+            ious[f"{style}_text_only"].append(iou(used, t["occ"]))
+            ious[f"{style}_true_shape"].append(iou(used, occ))
+    iou_mean = {k: round(float(np.mean(v)), 3) for k, v in ious.items()}
 
     res = {
         "bench": "shape_quality", "n": len(ref_idx), "points": a.points, "guidance": a.guidance, "steps": a.steps,
@@ -150,16 +155,16 @@ def main(argv=None) -> int:
         "train_sample_baseline": {k: round(v, 5) for k, v in m_base.items()},
         "categories": len(cats), "category_acc_generated": round(acc_gen, 3), "category_acc_real_heldout": round(acc_real, 3),
         "category_chance": round(1 / len(cats), 3),
-        "sketch_iou": round(float(np.mean(iou_sketch)), 3), "sketch_iou_text_only": round(float(np.mean(iou_text)), 3),
-        "sketch_iou_true_shape": round(float(np.mean(iou_true)), 3), "seconds": round(time.time() - t0, 1),
+        "sketch_iou_front": iou_mean, "seconds": round(time.time() - t0, 1),
     }
     print(f"held-out shapes: {len(ref_idx)} (categories with >= {a.min_per_category} training shapes: {len(cats)})")
     print(f"{'':24}{'COV ↑':>10}{'MMD-CD ↓':>12}{'1-NNA (50%)':>14}")
     for name, m in (("model (text prompts)", m_model), ("train-sample baseline", m_base)):
         print(f"{name:24}{m['COV']:>10.3f}{m['MMD_CD']:>12.5f}{m['1-NNA']:>14.3f}")
     print(f"category accuracy: generated {acc_gen:.3f}, real held-out {acc_real:.3f}, chance {1 / len(cats):.3f}")
-    print(f"sketch IoU (front): sketch-conditioned {res['sketch_iou']:.3f}, text-only {res['sketch_iou_text_only']:.3f}, "
-          f"true shape {res['sketch_iou_true_shape']:.3f}")
+    for style in ("edges", "silhouette"):
+        print(f"sketch IoU, front {style} sketches: sketch-conditioned {iou_mean[style + '_sketch']:.3f}, "
+              f"text-only {iou_mean[style + '_text_only']:.3f}, true shape (ceiling) {iou_mean[style + '_true_shape']:.3f}")
     print(json.dumps(res))
     return 0
 

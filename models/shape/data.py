@@ -297,7 +297,12 @@ def project(occ: np.ndarray, view: str) -> tuple[np.ndarray, np.ndarray]:
 def frame(img: np.ndarray, size: int = SKETCH, fill: float = 0.86) -> np.ndarray:
     """Crop a 2D drawing (H, W) float to its ink, centre it, scale its longer side to `fill` of a
     `size` square (bilinear). Training sketches and user sketches go through this same framing."""
-    ys, xs = np.nonzero(img > 0.1)
+    ink = img > 0.1
+    labels, n = ndi.label(ink)
+    if n > 1:  # stray specks (a few pixels) must not move the frame
+        sizes = ndi.sum(ink, labels, range(1, n + 1))
+        ink = np.isin(labels, 1 + np.nonzero(sizes >= min(4, sizes.max()))[0])
+    ys, xs = np.nonzero(ink)
     if len(ys) == 0:
         return np.zeros((size, size), np.float32)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
@@ -357,7 +362,7 @@ def handdrawn(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     gaps = ndi.gaussian_filter(rng.random((H, W)), 3 * up) < np.quantile(rng.random(16), 0.1) * 0.45
     img = img * ~gaps * rng.uniform(0.7, 1.0)
     img = img[::up, ::up]
-    return np.clip(img + (rng.random(img.shape) < 0.0005), 0, 1).astype(np.float32)
+    return np.clip(img, 0, 1).astype(np.float32)
 
 
 def prepare_user_sketch(img: np.ndarray) -> np.ndarray:

@@ -98,6 +98,7 @@ def test_state_survives_and_empty_inputs_are_refused(qtbot):
 
 
 @pytest.mark.gl
+@pytest.mark.slow
 def test_levels_stream_into_the_viewport(qtbot, engine_bridge):
     p = _panel(qtbot, engine_bridge)
     p.show()

