@@ -51,7 +51,7 @@ class MotionTextEvaluator(nn.Module):
         return F.normalize(self.text_out(e), dim=-1)
 
 
-def train_evaluator(steps: int = 1500, batch: int = 128, log=print) -> MotionTextEvaluator:
+def train_evaluator(steps: int = 500, batch: int = 96, log=print) -> MotionTextEvaluator:
     d = D.load()
     feats = torch.from_numpy(d["feats"]).double()
     off = d["seq_offsets"]

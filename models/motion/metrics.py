@@ -61,7 +61,7 @@ def root_speed(p: np.ndarray, smooth: int = 5) -> np.ndarray:
     """(T-1,) horizontal root speed, m/s, moving average over `smooth` frames."""
     v = np.linalg.norm(np.diff(p[:, 0, [0, 2]], axis=0), axis=-1) * FPS
     k = np.ones(smooth) / smooth
-    return np.convolve(v, k, mode="same")
+    return np.convolve(v, k, mode="same")  # (edges average in zeros)
 
 
 def yaw_rate(p: np.ndarray, smooth: int = 9) -> np.ndarray:

@@ -15,9 +15,11 @@ in stepping (the engine paused the job) shifts the clock instead of making the s
 Events: one "progress" with the skeleton and BVH header first; then a "partial" per primitive with
 `t0` (its first frame index; frames from t0 on replace what the client had), `points` (8, 20, 3)
 world positions, `channels` (8, 43), `bvh` (8 BVH motion lines), the command and the goal.
-Goal reaching: the model's goal-direction condition (trained by hindsight relabelling: the goal of
-a training window is where its root really is one second later), re-aimed every primitive and
-clamped to the turning range seen in training; the goal counts as reached within 0.4 m.
+Goal reaching, re-aimed every primitive: (1) the model's goal-direction condition (trained by
+hindsight relabelling: a training window's goal is where its root really is one second later),
+clamped to the turning range seen in training, and (2) the command that matches the goal's bearing
+("walk forward" / "walk and turn left" / "turn right" on the spot), because in the training data the
+text and the trajectory always agree. The goal counts as reached within 0.4 m.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ GOAL_RADIUS = 0.4  # metres: a goal this close counts as reached
 GOAL_MAX_ANGLE = 0.6  # radians: the widest goal direction fed to the model (see _goal_direction)
 GOAL_AHEAD = 0.3  # radians: a goal within this bearing is walked to straight
 GOAL_BEHIND = 2.0  # radians: a goal further round than this is turned to on the spot first
+GOAL_CURVE_MIN = 2.0  # metres per radian of bearing: closer than this, turn on the spot (no circling)
 MAX_TEXT = 200
 KEEP_FRAMES = 600  # frames an endless session keeps (the client keeps the whole take)
 
@@ -374,21 +377,22 @@ class MotionSession(StreamSession):
             return None
         d = (rig.rot_y(-yaw) @ d)[[0, 2]]  # (forward, right) in the character's frame
         bearing = float(torch.atan2(d[1], d[0]))  # + = the goal is to the right
-        self._steer_to(bearing)
+        self._steer_to(bearing, dist)
         # Training goals (where the root is 1 s later) lie within ~35 degrees of the heading while
         # walking forward; a goal further round is fed at that angle, so the character turns towards it.
         ang = max(-GOAL_MAX_ANGLE, min(GOAL_MAX_ANGLE, bearing))
         return torch.tensor([[math.cos(ang), math.sin(ang)]], dtype=torch.float32)
 
-    def _steer_to(self, bearing: float) -> None:
+    def _steer_to(self, bearing: float, dist: float) -> None:
         """Pick the command the model knows for this bearing: ahead -> the chosen gait, off to a
-        side -> "<gait> and turn left/right", behind -> turn on the spot. In training the text and
-        the trajectory always agree, so a "walk forward" text alone would fight a goal to the side."""
+        side -> "<gait> and turn left/right", behind (or off to a side but too close to curve
+        into, which would circle it) -> turn on the spot. In training the text and the trajectory
+        always agree, so a "walk forward" text alone would fight a goal to the side."""
         gait = "run" if "run" in self.goal_gait or "jog" in self.goal_gait else "walk"
         side = "right" if bearing > 0 else "left"
         if abs(bearing) < GOAL_AHEAD:
             text = self.goal_gait
-        elif abs(bearing) < GOAL_BEHIND:
+        elif abs(bearing) < GOAL_BEHIND and dist > GOAL_CURVE_MIN * abs(bearing):
             text = f"{gait} and turn {side}"
         else:
             text = f"turn {side}"
