@@ -24,6 +24,8 @@ from models.common.session import ParamError
 
 log = logging.getLogger("weft.engine")
 
+MAX_REQUEST_BYTES = 256 * 2**20  # largest single request frame (an imported mesh or image fits easily)
+
 
 class Engine:
     def __init__(self, endpoint: str, token: str | None = None, device: str = "auto", ctx: zmq.Context | None = None):
@@ -35,6 +37,7 @@ class Engine:
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 500)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)  # a peer sending more is disconnected
         if endpoint.startswith("tcp://") and endpoint.endswith(":0"):
             port = self.sock.bind_to_random_port(endpoint[:-2])
             endpoint = f"{endpoint[:-2]}:{port}"
