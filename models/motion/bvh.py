@@ -57,15 +57,27 @@ def header() -> str:
 def channel_values(ch: np.ndarray) -> np.ndarray:
     """(T, 43) data channels -> (T, 6 + 3 * 12) BVH motion values (cm, degrees)."""
     root, rots = rig.channels_to_pose(torch.from_numpy(np.asarray(ch, np.float64)))
-    rots = rots.numpy()
+    return pose_values(root.numpy(), rots.numpy())
+
+
+def pose_values(root: np.ndarray, rots: np.ndarray) -> np.ndarray:
+    """root (T, 3) metres, local rotations (T, 15, 3, 3) -> (T, 42) BVH motion values."""
     eul = Rotation.from_matrix(rots[:, BVH_JOINTS].reshape(-1, 3, 3)).as_euler("ZYX", degrees=True)
-    eul = eul.reshape(len(ch), len(BVH_JOINTS) * 3)
-    return np.concatenate([root.numpy() * SCALE, eul], 1)
+    return np.concatenate([root * SCALE, eul.reshape(len(root), len(BVH_JOINTS) * 3)], 1)
+
+
+def _lines(values: np.ndarray) -> list[str]:
+    fmt = " ".join(["%.5f"] * values.shape[1])
+    return [fmt % tuple(row) for row in values]
 
 
 def motion_lines(ch: np.ndarray) -> list[str]:
     """One BVH MOTION line per frame."""
-    return [" ".join(f"{v:.5f}" for v in row) for row in channel_values(ch)]
+    return _lines(channel_values(ch))
+
+
+def lines_from_pose(root: np.ndarray, rots: np.ndarray) -> list[str]:
+    return _lines(pose_values(root, rots))
 
 
 def motion_block(ch: np.ndarray) -> str:

@@ -142,15 +142,16 @@ def load_bundle(path=WEIGHTS, device: str = "cpu", encoder=None, onnx: bool = Tr
     return MotionBundle(model, encoder, standing_pose(), denoise)
 
 
-def world_to_outputs(world: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 64) world features -> points (T, 20, 3) and channels (T, 43), float32."""
+def world_to_outputs(world: torch.Tensor, with_bvh: bool = False):
+    """(T, 64) world features -> points (T, 20, 3) and channels (T, 43), float32 (and BVH lines)."""
     root = world[:, :3]
     rots = torch.eye(3, dtype=world.dtype).expand(len(world), 15, 3, 3).clone()
     rots[:, 0] = world[:, 3:12].reshape(-1, 3, 3)
     rots[:, rig.SPHERICAL] = rig.sixd_to_mat(world[:, 12:60].reshape(-1, 8, 6))
     rots[:, rig.HINGES] = rig.rot_z(world[:, 60:64])
     pts = rig.forward_kinematics(root, rots)
-    return pts.float().numpy(), rig.pose_to_channels(root, rots).float().numpy()
+    out = pts.float().numpy(), rig.pose_to_channels(root, rots).float().numpy()
+    return out + (bvh.lines_from_pose(root.numpy(), rots.numpy()),) if with_bvh else out
 
 
 def canonical_to_world(x: torch.Tensor, origin: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
@@ -161,6 +162,76 @@ def canonical_to_world(x: torch.Tensor, origin: torch.Tensor, yaw: torch.Tensor)
     p[:, 1] = root[:, 1]
     six = rig.mat_to_6d(rots[:, rig.SPHERICAL]).reshape(len(x), -1)
     return torch.cat([p, (R @ rots[:, 0]).reshape(-1, 9), six, x[:, 57:61]], -1)
+
+
+class FootLock:
+    """Removes foot sliding from generated frames: a foot that is down (ankle below 7.5 cm) and
+    slow (under 0.6 m/s) is pinned where it touched down, the leg re-solved by two-bone IK (hip and
+    knee, knee kept on its side), the foot's own orientation kept; a released foot blends back over
+    4 frames. The pinned frames are what the model sees as history, so it continues from them."""
+
+    DOWN_H, SLOW, BLEND = 0.075, 0.6, 4
+    LEGS = ((3, 4, 5), (9, 10, 11))  # hip, knee, ankle
+
+    def __init__(self):
+        self.lock: list[np.ndarray | None] = [None, None]  # pinned ankle xz per leg
+        self.release: list[tuple[np.ndarray, int]] = [None, None]  # (offset, frames left) after lift-off
+        self.prev: np.ndarray | None = None  # ankle positions of the previous frame (2, 3)
+
+    def reset(self) -> None:
+        self.__init__()
+
+    def __call__(self, world: torch.Tensor) -> torch.Tensor:
+        """world (T, 64) features of new frames -> the same with the legs re-solved."""
+        from models.motion.procedural import L_SHIN, L_THIGH, _rz, two_bone_ik
+
+        out = world.clone()
+        root = world[:, :3]
+        rots = torch.eye(3, dtype=world.dtype).expand(len(world), 15, 3, 3).clone()
+        rots[:, 0] = world[:, 3:12].reshape(-1, 3, 3)
+        rots[:, rig.SPHERICAL] = rig.sixd_to_mat(world[:, 12:60].reshape(-1, 8, 6))
+        rots[:, rig.HINGES] = rig.rot_z(world[:, 60:64])
+        pts = rig.forward_kinematics(root, rots, with_sites=False).numpy()
+        glob = rig.global_rotations(rots).numpy()
+        rots = rots.numpy()
+        for t in range(len(world)):
+            ank = pts[t, [5, 11]]
+            speed = np.zeros(2) if self.prev is None else np.linalg.norm((ank - self.prev)[:, [0, 2]], axis=1) * FPS
+            self.prev = ank.copy()
+            changed = False
+            for leg, (hip, knee, ankle) in enumerate(self.LEGS):
+                target = ank[leg].copy()
+                down = ank[leg, 1] < self.DOWN_H and speed[leg] < self.SLOW
+                if down:
+                    if self.lock[leg] is None:
+                        self.lock[leg] = ank[leg, [0, 2]].copy()
+                    target[[0, 2]] = self.lock[leg]
+                    self.release[leg] = None
+                else:
+                    if self.lock[leg] is not None:  # lift-off: ease from the pin to the raw motion
+                        self.release[leg] = (self.lock[leg] - ank[leg, [0, 2]], self.BLEND)
+                        self.lock[leg] = None
+                    if self.release[leg] is not None:
+                        off, left = self.release[leg]
+                        target[[0, 2]] += off * left / (self.BLEND + 1)
+                        self.release[leg] = (off, left - 1) if left > 1 else None
+                if np.linalg.norm(target - ank[leg]) < 1e-4:
+                    continue
+                pole = pts[t, knee] - (pts[t, hip] + pts[t, ankle]) / 2
+                upper, bend = two_bone_ik(pts[t, hip].astype(np.float64), target.astype(np.float64),
+                                          pole.astype(np.float64), L_THIGH, L_SHIN, True)
+                foot_g = glob[t, ankle]
+                rots[t, hip] = glob[t, 0].T @ upper
+                kr = _rz(min(bend, 0.0))
+                rots[t, knee] = kr
+                rots[t, ankle] = (upper @ kr).T @ foot_g
+                changed = True
+            if changed:
+                r = rots[t]
+                six = np.concatenate([r[rig.SPHERICAL, :, 0], r[rig.SPHERICAL, :, 1]], -1)  # 6D = first two columns
+                out[t, 12:60] = torch.from_numpy(six.reshape(-1))
+                out[t, 60:64] = torch.from_numpy(np.arctan2(r[rig.HINGES, 1, 0], r[rig.HINGES, 0, 0]))
+        return out
 
 
 class MotionSession(StreamSession):
@@ -187,6 +258,7 @@ class MotionSession(StreamSession):
         self.seconds = check_range(params, "seconds", 0, 3600, 0)
         self.steps = check_range(params, "steps", 1, self.bundle.model.cfg.steps, self.bundle.model.cfg.steps, int)
         self.commands = self._parse_commands(params.get("commands"))
+        self.foot_lock = FootLock() if params.get("foot_lock", True) else None
         text = params.get("text", IDLE_TEXT if not self.commands else self.commands[0][1])
         self.gen = torch.Generator().manual_seed(self.seed)
         self.world: list[torch.Tensor] = []  # every frame's world features (T, 64)
@@ -282,6 +354,8 @@ class MotionSession(StreamSession):
             self.goal = None
             self._set_text(params.get("text", IDLE_TEXT))
             self._begin(self.bundle.start_pose)
+            if self.foot_lock is not None:
+                self.foot_lock.reset()
             self._reset_sent = False
             self.anchor = (time.monotonic(), 0)
             return
@@ -315,6 +389,8 @@ class MotionSession(StreamSession):
     def _rewind(self, frame: int) -> None:
         """Drop generated frames from `frame` on (not yet played) so the change shows sooner."""
         keep = max(2, min(frame - self.base, len(self.world)))
+        if keep < len(self.world) and self.foot_lock is not None:
+            self.foot_lock.reset()  # its pins belong to the dropped frames
         del self.world[keep:], self.points[keep:], self.channels[keep:], self.texts[keep:]
 
     def _trim(self) -> None:
@@ -409,7 +485,9 @@ class MotionSession(StreamSession):
         x = m.sample(hist, self.text_emb, goal, guidance=self.guidance, steps=self.steps, generator=self.gen,
                      denoise=self.bundle.denoise)[0]
         world = canonical_to_world(x.double(), origin[0], yaw[0])
-        pts, ch = world_to_outputs(world)
+        if self.foot_lock is not None:
+            world = self.foot_lock(world)
+        pts, ch, lines = world_to_outputs(world, with_bvh=True)
         start = self.n_frames
         self.world += list(world)
         self.points += list(pts)
@@ -419,7 +497,7 @@ class MotionSession(StreamSession):
         if self._pending_change is not None:
             self.latency_ms.append(1000 * (time.perf_counter() - self._pending_change))
             self._pending_change = None
-        data = {"t0": start, "points": pts, "channels": ch, "bvh": bvh.motion_lines(ch), "command": self.text,
+        data = {"t0": start, "points": pts, "channels": ch, "bvh": lines, "command": self.text,
                 "goal": None if self.goal is None else [float(v) for v in self.goal]}
         if self.goal_log and self.goal_log[-1]["reached_frame"] == start:
             data["goal_reached"] = True
