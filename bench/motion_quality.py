@@ -24,14 +24,34 @@ from models.motion import procedural, rig  # noqa: E402
 from models.motion.stream import WEIGHTS, MotionSession, load_bundle  # noqa: E402
 
 PROMPTS = [procedural.TEXTS[a][0] for a in procedural.ACTIONS]
-# (from, to, test on the motion after the switch, in words)
+# (from, to, test on the motion (trailing averages, so a test never sees frames after its own), in words)
 SUSTAIN = 10  # frames a change must hold to count as "visibly changed" (gait wobble does not)
+TRAIL = 9  # frames of the trailing average (so nothing after a frame leaks into it)
+
+
+def trailing(x: np.ndarray, k: int = TRAIL) -> np.ndarray:
+    c = np.cumsum(np.concatenate([[0.0], x]))
+    out = np.empty(len(x))
+    for i in range(len(x)):
+        lo = max(0, i + 1 - k)
+        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+    return out
+
+
+def speed(p):
+    return trailing(np.linalg.norm(np.diff(p[:, 0, [0, 2]], axis=0), axis=-1) * 30)
+
+
+def turn(p):
+    return trailing(M.yaw_rate(p, 1))
+
+
 RESPONSES = [
-    ("stand still", "walk forward", lambda p: M.root_speed(p, 15) > 0.5, "root speed > 0.5 m/s"),
-    ("walk forward", "stand still", lambda p: M.root_speed(p, 15) < 0.3, "root speed < 0.3 m/s"),
-    ("walk forward", "run", lambda p: M.root_speed(p, 15) > 2.0, "root speed > 2 m/s"),
-    ("walk forward", "turn left", lambda p: M.yaw_rate(p, 15) > 0.6, "yaw rate > 0.6 rad/s to the left"),
-    ("walk forward", "turn right", lambda p: M.yaw_rate(p, 15) < -0.6, "yaw rate > 0.6 rad/s to the right"),
+    ("stand still", "walk forward", lambda p: speed(p) > 0.5, "root speed > 0.5 m/s"),
+    ("walk forward", "stand still", lambda p: speed(p) < 0.3, "root speed < 0.3 m/s"),
+    ("walk forward", "run", lambda p: speed(p) > 2.0, "root speed > 2 m/s"),
+    ("walk forward", "turn left", lambda p: turn(p) > 0.6, "yaw rate > 0.6 rad/s to the left"),
+    ("walk forward", "turn right", lambda p: turn(p) < -0.6, "yaw rate > 0.6 rad/s to the right"),
     ("stand still", "jump", lambda p: p[1:, 0, 1] > 0.96, "root 10 cm above standing"),
 ]
 
@@ -81,12 +101,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--goals", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10, help="DDIM steps per primitive")
+    ap.add_argument("--foot-lock", action="store_true", help="measure with the foot-lock post-process")
     a = ap.parse_args()
     torch.set_num_threads(1)
     STEPS["steps"] = a.steps
+    STEPS["foot_lock"] = a.foot_lock
     t_start = time.time()
     bundle = load_bundle(WEIGHTS)
-    out: dict = {"weights": str(WEIGHTS.name), "ddim_steps": a.steps, "load_avg": os.getloadavg()[0]}
+    out: dict = {"weights": str(WEIGHTS.name), "ddim_steps": a.steps, "foot_lock": a.foot_lock,
+                 "load_avg": os.getloadavg()[0]}
 
     # ---- reference: real clips ------------------------------------------------------------
     clips = D.load_real()
@@ -139,9 +162,9 @@ def main() -> None:
             switch = len(t.points)
             t.s.steer({"text": b_text, "at": switch})
             p = t.run(switch + 90).array()
-            before = test(p[switch - 31:switch])  # the last second before the command
-            seg = p[switch - 1:]
-            hit = first_sustained(test(seg))
+            mask = test(p)  # (T - 1,): entry i is about the step from frame i to i + 1
+            before = mask[switch - 31:switch - 1]  # the last second before the command
+            hit = first_sustained(mask[switch - 1:])
             times.append(hit / 30 if hit is not None else np.nan)
             held.append(float(before.mean()))
         resp[f"{a_text} -> {b_text}"] = {"median_s": None if np.isnan(times).all() else round(float(np.nanmedian(times)), 3),

@@ -7,7 +7,8 @@ in stepping (the engine paused the job) shifts the clock instead of making the s
     start({"text": "walk forward", "guidance": 2.0, "seed": 0, "buffer": 2, "speed": 1.0,
            "seconds": 0 (endless) | N (finite, generated as fast as possible, then an "output"),
            "commands": [[t_s, text], ...] (a timed script), "goal": [x, z] | None,
-           "bvh": text (play an imported BVH; continue from it when it is this character)})
+           "bvh": text (play an imported BVH; continue from it when it is this character),
+           "foot_lock": False (pin planted feet by leg IK; see FootLock)})
     steer({"text": ..., "at": frame})   new command from frame `at` (default: the next primitive)
     steer({"goal": [x, z]} | {"goal": None}); steer({"reset": True}); steer({"played": frame});
     steer({"speed": s}); steer({"guidance": g})
@@ -170,7 +171,7 @@ class FootLock:
     knee, knee kept on its side), the foot's own orientation kept; a released foot blends back over
     4 frames. The pinned frames are what the model sees as history, so it continues from them."""
 
-    DOWN_H, SLOW, BLEND = 0.075, 0.6, 4
+    DOWN_H, SLOW, BLEND, REACH = 0.075, 0.6, 6, 0.1  # metres, m/s, frames, metres
     LEGS = ((3, 4, 5), (9, 10, 11))  # hip, knee, ankle
 
     def __init__(self):
@@ -202,6 +203,8 @@ class FootLock:
             for leg, (hip, knee, ankle) in enumerate(self.LEGS):
                 target = ank[leg].copy()
                 down = ank[leg, 1] < self.DOWN_H and speed[leg] < self.SLOW
+                if down and self.lock[leg] is not None and np.linalg.norm(self.lock[leg] - ank[leg, [0, 2]]) > self.REACH:
+                    down = False  # the motion has moved on: let go rather than stretch the leg
                 if down:
                     if self.lock[leg] is None:
                         self.lock[leg] = ank[leg, [0, 2]].copy()
@@ -217,12 +220,16 @@ class FootLock:
                         self.release[leg] = (off, left - 1) if left > 1 else None
                 if np.linalg.norm(target - ank[leg]) < 1e-4:
                     continue
-                pole = pts[t, knee] - (pts[t, hip] + pts[t, ankle]) / 2
+                bent = pts[t, knee] - (pts[t, hip] + pts[t, ankle]) / 2  # where the knee points now
+                pole = bent / max(float(np.linalg.norm(bent)), 0.02) + glob[t, 0][:, 0]  # + facing: stable when straight
                 upper, bend = two_bone_ik(pts[t, hip].astype(np.float64), target.astype(np.float64),
                                           pole.astype(np.float64), L_THIGH, L_SHIN, True)
+                kr = _rz(min(bend, 0.0))
+                reach = pts[t, hip] + upper @ (rig.OFFSETS[knee] + kr @ rig.OFFSETS[ankle])
+                if np.linalg.norm(reach - target) > 0.03:  # no clean solution: keep the raw leg
+                    continue
                 foot_g = glob[t, ankle]
                 rots[t, hip] = glob[t, 0].T @ upper
-                kr = _rz(min(bend, 0.0))
                 rots[t, knee] = kr
                 rots[t, ankle] = (upper @ kr).T @ foot_g
                 changed = True
@@ -258,7 +265,8 @@ class MotionSession(StreamSession):
         self.seconds = check_range(params, "seconds", 0, 3600, 0)
         self.steps = check_range(params, "steps", 1, self.bundle.model.cfg.steps, self.bundle.model.cfg.steps, int)
         self.commands = self._parse_commands(params.get("commands"))
-        self.foot_lock = FootLock() if params.get("foot_lock", True) else None
+        # off by default: it halves foot sliding but causes rare one-frame leg pops (see CARD.md)
+        self.foot_lock = FootLock() if params.get("foot_lock", False) else None
         text = params.get("text", IDLE_TEXT if not self.commands else self.commands[0][1])
         self.gen = torch.Generator().manual_seed(self.seed)
         self.world: list[torch.Tensor] = []  # every frame's world features (T, 64)
