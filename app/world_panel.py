@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout)
 
 from app.panel import Panel
@@ -49,7 +49,10 @@ class WorldPanel(Panel):
         form_box = QGroupBox("World")
         form = QFormLayout(form_box)
         self.start_box = QComboBox()
-        self.start_box.addItems(start_labels())
+        labels = start_labels()
+        self.start_box.addItems(labels)
+        # open on a mid-play start (trees, water, creatures) rather than a bare meadow
+        self.start_box.setCurrentIndex(next((i for i, t in enumerate(labels) if not t.endswith(" 0")), 0))
         self.start_box.setToolTip("A real start frame from a Crafter world the model never saw in training")
         self.fps_spin = QSpinBox()
         self.fps_spin.setRange(1, 60)
@@ -59,9 +62,16 @@ class WorldPanel(Panel):
         self.steps_spin.setRange(1, 8)
         self.steps_spin.setValue(2)
         self.steps_spin.setToolTip("Token-parallel steps per frame: more is slower and a little sharper")
+        self.temp_spin = QDoubleSpinBox()
+        self.temp_spin.setRange(0.0, 2.0)
+        self.temp_spin.setSingleStep(0.1)
+        self.temp_spin.setValue(1.0)
+        self.temp_spin.setToolTip("0 = always the most likely tile (steady, but the world empties into meadow);"
+                                  " 1 = sampled (livelier, less consistent)")
         form.addRow("Start", self.start_box)
         form.addRow("Target rate", self.fps_spin)
         form.addRow("Steps / frame", self.steps_spin)
+        form.addRow("Temperature", self.temp_spin)
         side.addWidget(form_box)
 
         row = QHBoxLayout()
@@ -102,12 +112,14 @@ class WorldPanel(Panel):
         self.view.actionChanged.connect(self.on_action)
         self.fps_spin.valueChanged.connect(lambda v: self._steer({"fps": v}))
         self.steps_spin.valueChanged.connect(lambda v: self._steer({"steps": v}))
+        self.temp_spin.valueChanged.connect(lambda v: self._steer({"temperature": v}))
         self._sync_buttons()
 
     # ---- controls -------------------------------------------------------------------------
     def params(self) -> dict:
         return {"start": self.start_box.currentIndex(), "fps": self.fps_spin.value(),
-                "steps": self.steps_spin.value(), "max_frames": 0, "action": self.view.keys.action}
+                "steps": self.steps_spin.value(), "temperature": self.temp_spin.value(), "max_frames": 0,
+                "action": self.view.keys.action, "seed": int(time.time()) % 100_000}
 
     def toggle_start(self) -> None:
         if self.job:
@@ -230,8 +242,13 @@ class WorldPanel(Panel):
         return {"start": self.start_box.currentIndex(), "fps": self.fps_spin.value(), "steps": self.steps_spin.value()}
 
     def restore_state(self, state: dict) -> None:
-        if 0 <= int(state.get("start", 0)) < self.start_box.count():
-            self.start_box.setCurrentIndex(int(state.get("start", 0)))
-        self.fps_spin.setValue(int(state.get("fps", self.fps_spin.value())))
-        self.steps_spin.setValue(int(state.get("steps", self.steps_spin.value())))
+        try:
+            start = int(state.get("start", self.start_box.currentIndex()))
+            fps, steps = int(state.get("fps", self.fps_spin.value())), int(state.get("steps", self.steps_spin.value()))
+        except (TypeError, ValueError):  # a hand-edited settings file must not break the panel
+            return
+        if 0 <= start < self.start_box.count():
+            self.start_box.setCurrentIndex(start)
+        self.fps_spin.setValue(fps)
+        self.steps_spin.setValue(steps)
 

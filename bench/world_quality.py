@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--rollouts", type=int, default=48, help="16-step rollouts")
     p.add_argument("--horizon", type=int, default=16)
     p.add_argument("--steps", type=int, default=2, help="token-parallel steps per frame")
+    p.add_argument("--guidance", type=float, default=None, help="key guidance (default: the session's)")
     p.add_argument("--drift-minutes", type=float, default=3.0)
     p.add_argument("--fps", type=float, default=15.0, help="frame rate that turns minutes into frames")
     p.add_argument("--threads", type=int, default=1)
@@ -88,7 +89,10 @@ def main(argv=None) -> int:
     eps = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])][: args.episodes]
     ae = load_tokenizer(TOKENIZER)
     wm = load_world_model(DYNAMICS)
-    res: dict = {"episodes": len(eps), "steps": args.steps, "eval_frames": int(sum(b - a for a, b in eps))}
+    from models.world.stream import DEFAULT_GUIDANCE
+
+    g = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+    res: dict = {"episodes": len(eps), "steps": args.steps, "guidance": g, "eval_frames": int(sum(b - a for a, b in eps))}
 
     def decode(tok):
         return ae.decode(tok).numpy()
@@ -105,7 +109,7 @@ def main(argv=None) -> int:
     for a, b in eps:
         n = min(b - a, args.tf_frames + 1)
         tok = ae.encode(frames[a:a + n])
-        roll = Rollout(wm, 1)
+        roll = Rollout(wm, 1, guidance=g)
         roll.reset(tok[:1])
         for t in range(1, n):
             pred = roll.predict(torch.tensor([actions[a + t]]), steps=args.steps)
@@ -139,7 +143,7 @@ def main(argv=None) -> int:
     for i in range(0, len(starts), B):
         chunk = starts[i:i + B]
         t0 = np.array([t for _, t in chunk])
-        roll = Rollout(wm, len(chunk))
+        roll = Rollout(wm, len(chunk), guidance=g)
         roll.reset(ae.encode(frames[t0]))
         for h in range(1, H + 1):
             pred = decode(roll.predict(torch.tensor(actions[t0 + h]), steps=args.steps))
@@ -166,7 +170,7 @@ def main(argv=None) -> int:
     real_bright, real_std = real_frames.mean(), real_frames.reshape(len(real_frames), -1).std(1).mean()
     play = np.concatenate([actions[a + 1:b] for a, b in eps])  # real keys, replayed in order
     R = min(4, len(eps))  # parallel plays from different start frames
-    roll = Rollout(wm, R)
+    roll = Rollout(wm, R, guidance=g)
     roll.reset(ae.encode(frames[[a for a, _ in eps[:R]]]))
     per_min = max(1, int(60 * args.fps))
     window_tok, window_px, drift = [], [], []

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.common.sampling import SamplingParams, sample
+from models.common.sampling import SamplingParams, guide, sample
 from models.common.transformer import Transformer, TransformerConfig
 
 
@@ -45,6 +45,7 @@ class WorldConfig:
     mlp_ratio: float = 3.0
     window_frames: int = 2  # rolling frames in the KV cache, the one being made included
     sink_frames: int = 1  # frames kept forever at the start of the cache (the start frame)
+    action_to_all: bool = False  # add the frame's action embedding to every token of its block, not only its slot
     rope_base: float = 10000.0
 
     @property
@@ -95,10 +96,15 @@ class WorldModel(nn.Module):
     def logits(self, ids: torch.Tensor, input_pos: torch.Tensor, prev: torch.Tensor, *, attend_limit=None,
                mask=None, last: int | None = None) -> torch.Tensor:
         """ids (B, T) at absolute positions input_pos (T,), prev (B, T) previous-frame ids (see
-        `prev_ids`) -> code logits (B, T, codes), or of the `last` positions only."""
-        slot = (input_pos % self.cfg.block).to(ids.device)
-        h = self.tf(ids, embeds=self.slot_emb(slot)[None] + self.prev_emb(prev), input_pos=input_pos,
-                    attend_limit=attend_limit, mask=mask, return_hidden=True)
+        `prev_ids`) -> code logits (B, T, codes), or of the `last` positions only.
+        T is a whole number of blocks, each starting with its action token."""
+        L = self.cfg.block
+        slot = (input_pos % L).to(ids.device)
+        emb = self.slot_emb(slot)[None] + self.prev_emb(prev)
+        if self.cfg.action_to_all:  # every tile's query knows the key at once (no hop through the action slot)
+            act = self.tf.tok_emb(ids[:, ::L])  # (B, T / L, C)
+            emb = emb + act.repeat_interleave(L, dim=1) * (slot > 0)[None, :, None]
+        h = self.tf(ids, embeds=emb, input_pos=input_pos, attend_limit=attend_limit, mask=mask, return_hidden=True)
         return self.tf.head(h if last is None else h[:, -last:])
 
     # ---- training -----------------------------------------------------------------------------
@@ -164,12 +170,17 @@ class Rollout:
 
     Each frame's final tokens are written into the cache together with the first step of the next
     frame (one forward of 2 blocks), so a frame with `steps` MaskGIT steps costs `steps` forwards.
+
+    guidance > 1: classifier-free guidance on the key. Every row also runs with noop (its "nothing
+    pressed" twin, sharing its context) and the logits move away from it: noop + g * (key - noop),
+    which makes the effect of a key stronger. It doubles the batch.
     """
 
-    def __init__(self, model: WorldModel, batch: int = 1):
-        self.m, self.cfg, self.B = model, model.cfg, batch
+    def __init__(self, model: WorldModel, batch: int = 1, guidance: float = 1.0):
+        self.m, self.cfg, self.B, self.guidance = model, model.cfg, batch, float(guidance)
+        self.rows = 2 * batch if self.guidance != 1.0 else batch  # cache rows: keyed rows, then noop twins
         c = self.cfg
-        model.tf.setup_cache(batch, window=c.window_frames * c.block, sink=c.sink_frames * c.block)
+        model.tf.setup_cache(self.rows, window=c.window_frames * c.block, sink=c.sink_frames * c.block)
         self.dev = next(model.parameters()).device
         self.pos = 0  # absolute position of the next block
         self.pending: torch.Tensor | None = None  # (B, L) ids of the last frame, not yet in the cache
@@ -180,18 +191,30 @@ class Rollout:
         return sum(b.attn.kv_cache.size for b in self.m.tf.blocks)
 
     @torch.inference_mode()
-    def reset(self, tokens: torch.Tensor) -> None:
-        """Start play from a real frame (B, 81): it becomes the sink block."""
+    def reset(self, tokens: torch.Tensor, settle: bool = True) -> None:
+        """Start play from a real frame (B, 81): it becomes the sink block. With `settle`, the same
+        frame also opens the rolling window as if one frame passed with no key, so the first
+        prediction sees its previous frame in the window as every later one does (training shows
+        the sink alone only for episode starts, which are always bare meadows in Crafter)."""
         self.m.tf.reset_cache()
-        start = torch.full((self.B,), self.cfg.n_actions - 1, dtype=torch.long, device=self.dev)
-        block = self.m.block_ids(start, tokens.to(self.dev))
+        tokens = self._rows(tokens.to(self.dev).long())
+        start = torch.full((self.rows,), self.cfg.n_actions - 1, dtype=torch.long, device=self.dev)
+        block = self.m.block_ids(start, tokens)
         self.pos, self.frames = 0, 0
         L = self.cfg.block
         pos = torch.arange(0, L, device=self.dev)
-        self.m.logits(block, pos, self.m.prev_ids(None, self.B, self.dev), attend_limit=torch.full_like(pos, L - 1), last=1)
+        self.m.logits(block, pos, self.m.prev_ids(None, self.rows, self.dev), attend_limit=torch.full_like(pos, L - 1), last=1)
         # the start frame is in the cache; it is also the previous frame of the first prediction
         self.pending, self.pending_prev, self.pos = None, None, L
-        self.last = tokens.to(self.dev).long()
+        self.last = tokens
+        if settle:  # written into the cache with the first prediction's first step
+            noop = torch.zeros(self.rows, dtype=torch.long, device=self.dev)
+            self.pending, self.pending_prev = self.m.block_ids(noop, tokens), self.m.prev_ids(tokens, self.rows, self.dev)
+            self.pos = 2 * L
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, ...) -> (rows, ...): the noop twins share their row's frame."""
+        return torch.cat([x, x]) if self.rows != self.B else x
 
     @torch.inference_mode()
     def predict(self, actions: torch.Tensor, steps: int = 2, params: SamplingParams | None = None,
@@ -200,13 +223,15 @@ class Rollout:
         c, L, N, dev = self.cfg, self.cfg.block, self.cfg.n_tokens, self.dev
         params = params or SamplingParams(temperature=0.0)
         act = torch.as_tensor(actions, device=dev).long().reshape(self.B)
+        if self.rows != self.B:
+            act = torch.cat([act, torch.zeros_like(act)])  # the noop twins
         tokens = torch.full((self.B, N), c.mask_id, dtype=torch.long, device=dev)
         known = torch.zeros(self.B, N, dtype=torch.bool, device=dev)
         new_pos = torch.arange(self.pos, self.pos + L, device=dev)
         new_lim = torch.full_like(new_pos, self.pos + L - 1)
-        new_prev = self.m.prev_ids(self.last, self.B, dev)
+        new_prev = self.m.prev_ids(self.last, self.rows, dev)
         for s in range(steps):
-            ids, prev = self.m.block_ids(act, tokens), new_prev
+            ids, prev = self.m.block_ids(act, self._rows(tokens)), new_prev
             if s == 0 and self.pending is not None:  # commit the previous frame in the same forward
                 ids = torch.cat([self.pending, ids], dim=1)
                 prev = torch.cat([self.pending_prev, new_prev], dim=1)
@@ -214,7 +239,9 @@ class Rollout:
                 lim = torch.cat([torch.full_like(new_pos, self.pos - 1), new_lim])
             else:
                 pos, lim = new_pos, new_lim
-            logits = self.m.logits(ids, pos, prev, attend_limit=lim, last=N)  # (B, 81, codes)
+            logits = self.m.logits(ids, pos, prev, attend_limit=lim, last=N)  # (rows, 81, codes)
+            if self.rows != self.B:
+                logits = guide(logits[: self.B], logits[self.B:], self.guidance)  # (B, 81, codes)
             flat = logits.reshape(self.B * N, c.codes)
             pick = sample(flat, params, gen).reshape(self.B, N)
             conf = torch.log_softmax(logits.float(), -1).gather(-1, pick[..., None])[..., 0]
@@ -224,7 +251,7 @@ class Rollout:
             keep.scatter_(1, conf.topk(n_known, dim=1).indices, True)
             tokens = torch.where(known, tokens, torch.where(keep, pick, tokens))
             known = known | keep
-        self.pending, self.pending_prev, self.last = self.m.block_ids(act, tokens), new_prev, tokens
+        self.pending, self.pending_prev, self.last = self.m.block_ids(act, self._rows(tokens)), new_prev, self._rows(tokens)
         self.pos += L
         self.frames += 1
         return tokens
@@ -233,7 +260,7 @@ class Rollout:
     def observe(self, tokens: torch.Tensor) -> None:
         """Teacher forcing: the real frame (B, 81) replaces the last prediction in the context."""
         assert self.pending is not None, "observe() follows predict()"
-        self.last = tokens.to(self.dev).long()
+        self.last = self._rows(tokens.to(self.dev).long())
         self.pending = torch.cat([self.pending[:, :1], self.last], dim=1)
 
 

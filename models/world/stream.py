@@ -8,6 +8,7 @@ made up for with a burst.
 
 Params (start):  start (index of a real start frame, see `starts`), fps (1-60; 0 = as fast as
 possible), steps (token-parallel steps per frame, 1-8), temperature (0 = greedy), top_k, seed,
+guidance (key guidance, 1-10: > 1 makes keys act more strongly, at twice the compute),
 threads (torch threads for a frame, default 1),
 max_frames (0 = endless), actions (optional scripted list of action names or ids, one per frame;
 the job ends after the list), action (the key held at the start).
@@ -33,6 +34,7 @@ DYNAMICS = asset("world", "dynamics.safetensors")
 TOKENIZER = asset("world", "tokenizer.safetensors")
 DECODER_ONNX = asset("world", "decoder.onnx")
 STARTS = asset("world", "starts.npz")
+DEFAULT_GUIDANCE = 1.0  # key guidance (Rollout): > 1 strengthens what a key does, at twice the batch
 
 
 @contextmanager
@@ -125,6 +127,7 @@ class WorldSession(StreamSession):
         self.top_k = check_range(params, "top_k", 0, 1000, 0, int)
         self.max_frames = check_range(params, "max_frames", 0, 10_000_000, 300, int)
         self.threads = check_range(params, "threads", 1, 64, 1, int)
+        self.guidance = check_range(params, "guidance", 1, 10, DEFAULT_GUIDANCE)
         seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(seed)
@@ -140,7 +143,7 @@ class WorldSession(StreamSession):
         self.key_id, self.key_time, self.key_pending = None, 0.0, False
         from models.world.model import Rollout
 
-        self.roll = Rollout(b.model, 1)
+        self.roll = Rollout(b.model, 1, guidance=self.guidance)
         self.cache_slots = self.roll.cache_slots()  # fixed for the whole job: the rolling cache never grows
         self.frames = 0
         self.actions: list[int] = []

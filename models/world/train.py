@@ -132,9 +132,13 @@ class SequenceSampler:
     with the real frame before the first window frame (its previous-frame input)."""
 
     def __init__(self, tokens, actions, bounds, window: int, rng: np.random.Generator, p_start: float = 0.3,
-                 p_sink_start: float = 0.7):
+                 p_sink_start: float = 0.7, p_move: float = 0.35):
         self.tokens, self.actions, self.window, self.rng = tokens, actions, window, rng
-        self.p_start, self.p_sink_start = p_start, p_sink_start
+        self.p_start, self.p_sink_start, self.p_move = p_start, p_sink_start, p_move
+        # frames whose key moved the view (the previous frame differs a lot: a scroll); oversampled
+        # as the last window frame, since moves are the rarer, harder half of steering
+        same = (tokens[1:] == tokens[:-1]).mean(1)
+        self.moved = np.where((np.isin(actions[1:], [1, 2, 3, 4])) & (same < 0.5))[0] + 1
         self.eps = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b - a >= window + 2]
 
     def batch(self, n: int):
@@ -146,6 +150,10 @@ class SequenceSampler:
                 idx, tf, before = list(range(a, a + W + 1)), 1, a
             else:
                 i = int(self.rng.integers(a + 1, b - W + 1))  # first window frame
+                if self.rng.random() < self.p_move:
+                    m = self.moved[(self.moved >= a + W) & (self.moved < b)]
+                    if len(m):
+                        i = int(self.rng.choice(m)) - W + 1  # the last window frame is a move
                 j = a if self.rng.random() < self.p_sink_start else int(self.rng.integers(a, i))
                 idx, tf, before = [j] + list(range(i, i + W)), (1 if j == i - 1 else 2), i - 1
             act = self.actions[idx].copy()
@@ -162,7 +170,7 @@ def train_dynamics(args, rank: int, world: int, device: str) -> None:
     from models.world.model import WorldConfig, WorldModel
 
     tokens, actions, bounds = load_tokens("train")
-    cfg = WorldConfig()
+    cfg = WorldConfig(action_to_all=True)
     wm = WorldModel(cfg).to(device)
     opt = torch.optim.AdamW(wm.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
     ck = Checkpoint("dynamics")

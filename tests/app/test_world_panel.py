@@ -137,4 +137,11 @@ def test_panel_streams_frames_and_reacts_to_keys(qtbot, engine_bridge, tmp_path)
     panel.toggle_start()  # Stop
     qtbot.waitUntil(lambda: panel.job is None, timeout=10_000)
     qtbot.waitUntil(lambda: panel.start_btn.text() == "Start", timeout=5_000)
-    assert panel.save_state()["fps"] == 20
+    state = panel.save_state()
+    assert state["fps"] == 20
+    fresh = WorldPanel(engine_bridge, Settings())
+    qtbot.addWidget(fresh)
+    fresh.restore_state(state)
+    assert fresh.save_state() == state
+    fresh.restore_state({"fps": "fast"})  # garbage in a settings file changes nothing
+    assert fresh.save_state() == state
