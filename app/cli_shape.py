@@ -36,9 +36,9 @@ def add_parser(sub) -> str:
     p.add_argument("--view", default="front", choices=["front", "side", "top"], help="where the sketch is drawn from")
     p.add_argument("-o", "--output", required=True, help="FILE.glb, FILE.obj or FILE.ply")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance (1 = off)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--steps", type=int, default=1, help="masked decoding steps per octree level (1-4)")
+    p.add_argument("--guidance", type=float, default=2.5, help="classifier-free guidance (1 = off)")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--steps", type=int, default=4, help="masked decoding steps per octree level (1-8)")
     return "shape"
 
 

@@ -117,12 +117,13 @@ class ShapePanel(Panel):
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(1.0, 10.0)
         self.guidance.setSingleStep(0.5)
-        self.guidance.setValue(2.0)
+        self.guidance.setValue(2.5)
         self.guidance.setToolTip("Classifier-free guidance: higher follows the prompt / sketch more closely")
         self.steps = QSpinBox()
-        self.steps.setRange(1, 4)
-        self.steps.setValue(1)
-        self.steps.setToolTip("Masked decoding steps per octree level (token-parallel): more is slower")
+        self.steps.setRange(1, 8)
+        self.steps.setValue(4)
+        self.steps.setToolTip("Masked decoding steps per octree level: 1 = the whole level in one token-parallel "
+                              "pass; more steps let the nodes of a level agree with each other (cleaner shapes)")
         gf.addRow("Seed", seed_w)
         gf.addRow("Guidance", self.guidance)
         gf.addRow("Steps / level", self.steps)
@@ -212,6 +213,10 @@ class ShapePanel(Panel):
             self.viewport.set_final_mesh(*self.mesh)
             self.progress.setValue(self.progress.maximum())
             self._levels_changed(follow=True)
+            if len(d["faces"]) == 0:
+                self.mesh = None
+                self.info.setText("The model grew an empty shape this time; try another seed or prompt.")
+                return
             self.info.setText(f"Done: {len(d['faces'])} triangles from {d.get('tokens', 0)} octree nodes. "
                               f"First level after {d.get('level1_ms', 0):.0f} ms, octree {d.get('octree_ms', 0):.0f} ms, "
                               f"mesh {d.get('mesh_ms', 0):.0f} ms, total {d.get('total_ms', 0):.0f} ms.")
@@ -349,8 +354,8 @@ class ShapePanel(Panel):
                 box.setCurrentText(state[key])
         try:
             self.seed.setValue(int(state.get("seed", 0)))
-            self.guidance.setValue(float(state.get("guidance", 2.0)))
-            self.steps.setValue(int(state.get("steps", 1)))
+            self.guidance.setValue(float(state.get("guidance", 2.5)))
+            self.steps.setValue(int(state.get("steps", 4)))
             self.pad.from_state(state.get("strokes"))
         except (TypeError, ValueError):
             pass

@@ -3,7 +3,7 @@ distance, 1-NNA), category accuracy of text-prompted shapes judged by a shape cl
 the training split, and sketch fidelity (IoU between the input sketch and the generated shape's
 silhouette from the same view).
 
-    python bench/shape_quality.py [--n 48] [--points 1024] [--guidance 2] [--steps 1]
+    python bench/shape_quality.py [--n 48] [--points 1024] [--guidance 2.5] [--steps 4] [--temperature 0.7]
 
 Needs the built data (`python -m models.shape.data`) and the shipped weights. Every shape, real or
 generated, goes through the same path: 64^3 occupancy -> marching cubes mesh -> surface points in
@@ -88,8 +88,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=48, help="held-out shapes per metric")
     p.add_argument("--points", type=int, default=1024)
-    p.add_argument("--guidance", type=float, default=2.0)
-    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--guidance", type=float, default=2.5)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--min-per-category", type=int, default=60, help="categories the classifier judges")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     # ---- generate from the held-out captions (text only) ----
     gen_occ = []
     for k, i in enumerate(ref_idx):
-        out = generate_shape(bundle, str(ds.captions[i]), seed=k, guidance=a.guidance, steps=a.steps, mesh=False)
+        out = generate_shape(bundle, str(ds.captions[i]), seed=k, guidance=a.guidance, steps=a.steps, temperature=a.temperature, mesh=False)
         gen_occ.append(out["occ"])
     ref_pts = [points_of(ds.occ(int(i)), a.points, 1) for i in ref_idx]
     gen_pts = [points_of(o, a.points, 2) for o in gen_occ]
@@ -138,11 +139,11 @@ def main(argv=None) -> int:
 
     for k, i in enumerate(sk_idx):
         occ = ds.occ(int(i))
-        t = generate_shape(bundle, str(ds.captions[i]), seed=k, guidance=a.guidance, steps=a.steps, mesh=False)
+        t = generate_shape(bundle, str(ds.captions[i]), seed=k, guidance=a.guidance, steps=a.steps, temperature=a.temperature, mesh=False)
         for style in ("edges", "silhouette"):
             sketch = sd.render_sketch(occ, "front", np.random.default_rng(100 + k), style)
             pad = (255 * (1 - np.kron(sketch, np.ones((4, 4))))).astype(np.uint8)  # as a 256 px drawing
-            g = generate_shape(bundle, sketch=pad, view="front", seed=k, guidance=a.guidance, steps=a.steps, mesh=False)
+            g = generate_shape(bundle, sketch=pad, view="front", seed=k, guidance=a.guidance, steps=a.steps, temperature=a.temperature, mesh=False)
             used = g["sketch"]  # what the model saw: the drawing after the pad's framing
             ious[f"{style}_sketch"].append(iou(used, g["occ"]))
             ious[f"{style}_text_only"].append(iou(used, t["occ"]))
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
     iou_mean = {k: round(float(np.mean(v)), 3) for k, v in ious.items()}
 
     res = {
-        "bench": "shape_quality", "n": len(ref_idx), "points": a.points, "guidance": a.guidance, "steps": a.steps,
+        "bench": "shape_quality", "n": len(ref_idx), "points": a.points, "guidance": a.guidance, "steps": a.steps, "temperature": a.temperature,
         "model": {k: round(v, 5) for k, v in m_model.items()},
         "train_sample_baseline": {k: round(v, 5) for k, v in m_base.items()},
         "categories": len(cats), "category_acc_generated": round(acc_gen, 3), "category_acc_real_heldout": round(acc_real, 3),

@@ -1,7 +1,7 @@
 """3D panel speed on CPU: time to the first octree level on screen, to the coarse 16^3 shape, to
 the full 64^3 occupancy, mesh extraction and the finished mesh, p50 (and p90) over prompts.
 
-    python bench/shape_speed.py [--runs 12] [--threads 2] [--steps 1 2] [--guidance 2]
+    python bench/shape_speed.py [--runs 12] [--threads 1] [--steps 4 1] [--guidance 2.5]
 
 Runs the engine's ShapeSession in this process (the same code path as the engine, minus the
 socket), after its load-time warm-up. Prints a table and one JSON line.
@@ -29,7 +29,7 @@ def run_once(bundle, prompt: str, seed: int, steps: int, guidance: float) -> dic
 
     s = ShapeSession(bundle, "cpu")
     t0 = time.perf_counter()
-    s.start({"prompt": prompt, "mode": "text", "seed": seed, "steps": steps, "guidance": guidance})
+    s.start({"prompt": prompt, "mode": "text", "seed": seed, "steps": steps, "guidance": guidance, "temperature": 0.7})
     marks = {}
     while not s.done:
         for kind, d in s.step():
@@ -51,9 +51,9 @@ def run_once(bundle, prompt: str, seed: int, steps: int, guidance: float) -> dic
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=12)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--steps", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--guidance", type=float, default=2.0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--steps", type=int, nargs="+", default=[4, 1])
+    p.add_argument("--guidance", type=float, default=2.5)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     from models.shape.stream import ShapeSession

@@ -87,7 +87,7 @@ def main() -> int:
         sheet.paste(t, ((k % 4) * w, (k // 4) * h))
     sheet.save(ROOT / "docs" / "shape_gallery.png")
 
-    out = generate_shape(bundle, "a wooden chair", seed=0, guidance=2.5)
+    out = generate_shape(bundle, "a sofa", seed=0, guidance=2.5)
     levels = out["levels"]
     strip = [label(render(levels=levels, level=d["level"]), f"level {d['level']}: {d['grid']}^3") for d in levels]
     strip.append(label(render(levels=levels, mesh=(out["vertices"], out["faces"])), "mesh"))

@@ -117,6 +117,9 @@ class ShapeViewport(Viewport3D):
         level = self.shown_level
         if level is None and self.final_mesh is not None and self.mode != "voxels":
             v, f = self.final_mesh
+            if len(f) == 0:  # an empty result: nothing to draw
+                self._empty()
+                return
             self.wireframe.enabled = self.mode == "wireframe"
             self.wireframe.wireframe_only = self.mode == "wireframe"
             self.set_mesh(v, f, color=(0.78, 0.8, 0.86, 1.0))

@@ -168,8 +168,8 @@ class GenRequest:
     text: np.ndarray | None = None  # (384,) MiniLM embedding, or None
     sketch: np.ndarray | None = None  # (64, 64) framed sketch, or None
     view: int = 0  # index into VIEWS
-    steps: int = 1  # masked decoding steps per level (levels of <= 64 nodes always take one)
-    leaf_threshold: float = 0.5  # voxel probability above which a leaf voxel is inside
+    steps: int = 4  # masked decoding steps per level (MaskGIT-style; 1 = one token-parallel pass)
+    leaf_threshold: float = 0.4  # voxel probability above which a leaf voxel is inside
 
 
 def _to_t(a, device, dtype=torch.long):
@@ -210,7 +210,7 @@ def generate(model: ShapeGPT, req: GenRequest, params: SamplingParams, device: s
             limit = torch.full((n,), pos + n - 1, device=device)
             pattern = torch.full((n, 8), -1, dtype=torch.long, device=device)
             revealed = torch.zeros(n, dtype=torch.bool, device=device)
-            steps = 1 if n <= 64 else max(1, int(req.steps))
+            steps = max(1, min(int(req.steps), n))
             for s in range(steps):
                 emb = model.tokens(level, slot, parent, pattern, revealed)[None].expand(rows, -1, -1)
                 logits = gpt(embeds=emb, input_pos=input_pos, rope_pos=rope, attend_limit=limit).view(rows, n, 8, 3)
@@ -236,7 +236,7 @@ def generate(model: ShapeGPT, req: GenRequest, params: SamplingParams, device: s
 
 
 @torch.inference_mode()
-def leaf_voxels(model: ShapeGPT, tree: oct.Octree, threshold: float = 0.5, device: str = "cpu") -> np.ndarray:
+def leaf_voxels(model: ShapeGPT, tree: oct.Octree, threshold: float = 0.4, device: str = "cpu") -> np.ndarray:
     """Finish a grown octree: the leaf decoder fills the voxels of every MIXED 16^3 cell.
     Returns the finest occupancy (64, 64, 64) bool."""
     states = tree.to_grid(mixed_as=oct.MIXED)  # (16, 16, 16) when every level was grown

@@ -2,7 +2,7 @@
 
 Params: prompt (str), sketch ((H, W) or (H, W, 3|4) image array, dark ink on light or ink in alpha),
 mode ("text" | "sketch" | "both"), view ("front" | "side" | "top": where the sketch is drawn from),
-seed, guidance (classifier-free, 1 = off), temperature, steps (masked steps per level, 1-4),
+seed, guidance (classifier-free, 1 = off; 2.5), temperature (0.7), steps (masked steps per level, 1-8; 4),
 smooth (mesh smoothing iterations).
 
 Events: one `partial` per finished octree level, {"level": k, "grid": 2^k, "centres": (N, 3) float32
@@ -92,12 +92,12 @@ class ShapeSession(StreamSession):
             except ValueError as e:
                 raise ParamError(str(e)) from None
         try:
-            sp = SamplingParams(temperature=check_range(params, "temperature", 0.0, 2.0, 1.0),
-                                guidance=check_range(params, "guidance", 1.0, 10.0, 2.0),
+            sp = SamplingParams(temperature=check_range(params, "temperature", 0.0, 2.0, 0.7),
+                                guidance=check_range(params, "guidance", 1.0, 10.0, 2.5),
                                 seed=check_range(params, "seed", 0, 2**31 - 1, 0, int))
         except ValueError as e:
             raise ParamError(str(e)) from None
-        steps = check_range(params, "steps", 1, 4, 1, int)
+        steps = check_range(params, "steps", 1, 8, 4, int)
         self.smooth = check_range(params, "smooth", 0, 30, 6, int)
         model: ShapeGPT = self.bundle["model"]
         text = self.bundle["encoder"].encode([prompt])[0] if mode in ("text", "both") else None
@@ -168,7 +168,7 @@ class ShapeSession(StreamSession):
 
 
 def generate_shape(bundle: dict, prompt: str | None = None, sketch: np.ndarray | None = None, view: str = "front",
-                   seed: int = 0, guidance: float = 2.0, temperature: float = 1.0, steps: int = 1,
+                   seed: int = 0, guidance: float = 2.5, temperature: float = 0.7, steps: int = 4,
                    mesh: bool = True) -> dict:
     """Run one session to the end in-process (benchmarks, gallery). Returns the output dict plus
     the per-level events under "levels"."""
