@@ -24,7 +24,7 @@ def add_parser(sub) -> str:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance on the text (1-6)")
     p.add_argument("--goal", help="walk to a floor point X,Z (metres) instead of following the commands")
-    p.add_argument("--foot-lock", action="store_true", help="pin planted feet (less sliding, rare leg pops)")
+    p.add_argument("--no-foot-lock", action="store_true", help="show the model's raw legs (feet may slide)")
     return "motion"
 
 
@@ -51,7 +51,7 @@ def run(args, client) -> int:
     if not 0 < args.seconds <= 3600:
         raise ValueError("--seconds must be in (0, 3600]")
     params = {"commands": parse_commands(args.commands, args.seconds), "seconds": args.seconds,
-              "seed": args.seed, "guidance": args.guidance, "foot_lock": args.foot_lock}
+              "seed": args.seed, "guidance": args.guidance, "foot_lock": not args.no_foot_lock}
     if args.goal:
         try:
             x, z = (float(v) for v in args.goal.split(","))

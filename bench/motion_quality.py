@@ -101,14 +101,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--goals", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10, help="DDIM steps per primitive")
-    ap.add_argument("--foot-lock", action="store_true", help="measure with the foot-lock post-process")
+    ap.add_argument("--no-foot-lock", action="store_true", help="measure the raw model output (no foot lock)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     STEPS["steps"] = a.steps
-    STEPS["foot_lock"] = a.foot_lock
+    STEPS["foot_lock"] = not a.no_foot_lock
     t_start = time.time()
     bundle = load_bundle(WEIGHTS)
-    out: dict = {"weights": str(WEIGHTS.name), "ddim_steps": a.steps, "foot_lock": a.foot_lock,
+    out: dict = {"weights": str(WEIGHTS.name), "ddim_steps": a.steps, "foot_lock": not a.no_foot_lock,
                  "load_avg": os.getloadavg()[0]}
 
     # ---- reference: real clips ------------------------------------------------------------

@@ -96,7 +96,7 @@ def main() -> None:
     out["onnxruntime"] = bundle.denoise is not None
     out["default_10_steps"] = throughput(bundle, a.n)
     out["fast_5_steps"] = throughput(bundle, a.n, steps=5)
-    out["with_foot_lock"] = throughput(bundle, a.n, foot_lock=True)
+    out["without_foot_lock"] = throughput(bundle, a.n, foot_lock=False)
     eager = load_bundle(WEIGHTS, onnx=False)
     out["pytorch_eager_10_steps"] = throughput(eager, max(a.n // 3, 20))
     out.update(latency(bundle, 40))

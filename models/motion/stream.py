@@ -8,12 +8,12 @@ in stepping (the engine paused the job) shifts the clock instead of making the s
            "seconds": 0 (endless) | N (finite, generated as fast as possible, then an "output"),
            "commands": [[t_s, text], ...] (a timed script), "goal": [x, z] | None,
            "bvh": text (play an imported BVH; continue from it when it is this character),
-           "foot_lock": False (pin planted feet by leg IK; see FootLock)})
+           "foot_lock": True (pin planted feet by leg IK in what is shown; see FootLock)})
     steer({"text": ..., "at": frame})   new command from frame `at` (default: the next primitive)
     steer({"goal": [x, z]} | {"goal": None}); steer({"reset": True}); steer({"played": frame});
     steer({"speed": s}); steer({"guidance": g})
 
-Events: one "progress" with the skeleton and BVH header first; then a "partial" per primitive with
+An empty request plays DEMO (10 s, finite). Events: one "progress" with the skeleton and BVH header first; then a "partial" per primitive with
 `t0` (its first frame index; frames from t0 on replace what the client had), `points` (8, 20, 3)
 world positions, `channels` (8, 43), `bvh` (8 BVH motion lines), the command and the goal.
 Goal reaching, re-aimed every primitive: (1) the model's goal-direction condition (trained by
@@ -48,6 +48,7 @@ GOAL_AHEAD = 0.3  # radians: a goal within this bearing is walked to straight
 GOAL_BEHIND = 2.0  # radians: a goal further round than this is turned to on the spot first
 GOAL_CURVE_MIN = 2.0  # metres per radian of bearing: closer than this, turn on the spot (no circling)
 MAX_TEXT = 200
+DEMO = {"commands": [[0, "walk forward"], [3, "turn left"], [6, "run"], [8, "jump"]], "seconds": 10}
 KEEP_FRAMES = 600  # frames an endless session keeps (the client keeps the whole take)
 
 
@@ -169,7 +170,8 @@ class FootLock:
     """Removes foot sliding from generated frames: a foot that is down (ankle below 7.5 cm) and
     slow (under 0.6 m/s) is pinned where it touched down, the leg re-solved by two-bone IK (hip and
     knee, knee kept on its side), the foot's own orientation kept; a released foot blends back over
-    4 frames. The pinned frames are what the model sees as history, so it continues from them."""
+    6 frames. Only what is shown and exported is changed: the model keeps its own frames as history
+    (feeding pinned frames back made it answer with occasional one-frame leg pops)."""
 
     DOWN_H, SLOW, BLEND, REACH = 0.075, 0.6, 6, 0.1  # metres, m/s, frames, metres
     LEGS = ((3, 4, 5), (9, 10, 11))  # hip, knee, ankle
@@ -258,6 +260,8 @@ class MotionSession(StreamSession):
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self, params: dict):
+        if not any(k in params for k in ("text", "commands", "bvh", "goal")):
+            params = {**DEMO, **params}  # an empty request (e.g. `python -m engine bench`): a finite demo take
         self.guidance = check_range(params, "guidance", 1.0, 6.0, 2.0)
         self.seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
         self.buffer = check_range(params, "buffer", 1, 16, 2, int)
@@ -265,8 +269,7 @@ class MotionSession(StreamSession):
         self.seconds = check_range(params, "seconds", 0, 3600, 0)
         self.steps = check_range(params, "steps", 1, self.bundle.model.cfg.steps, self.bundle.model.cfg.steps, int)
         self.commands = self._parse_commands(params.get("commands"))
-        # off by default: it halves foot sliding but causes rare one-frame leg pops (see CARD.md)
-        self.foot_lock = FootLock() if params.get("foot_lock", False) else None
+        self.foot_lock = FootLock() if params.get("foot_lock", True) else None
         text = params.get("text", IDLE_TEXT if not self.commands else self.commands[0][1])
         self.gen = torch.Generator().manual_seed(self.seed)
         self.world: list[torch.Tensor] = []  # every frame's world features (T, 64)
@@ -493,11 +496,10 @@ class MotionSession(StreamSession):
         x = m.sample(hist, self.text_emb, goal, guidance=self.guidance, steps=self.steps, generator=self.gen,
                      denoise=self.bundle.denoise)[0]
         world = canonical_to_world(x.double(), origin[0], yaw[0])
-        if self.foot_lock is not None:
-            world = self.foot_lock(world)
-        pts, ch, lines = world_to_outputs(world, with_bvh=True)
+        shown = self.foot_lock(world) if self.foot_lock is not None else world
+        pts, ch, lines = world_to_outputs(shown, with_bvh=True)
         start = self.n_frames
-        self.world += list(world)
+        self.world += list(world)  # the model's own frames stay its history (the lock is for display)
         self.points += list(pts)
         self.channels += list(ch)
         self.texts += [self.text] * len(world)

@@ -162,7 +162,7 @@ def test_foot_lock_pins_sliding_feet():
     ch = rig.pose_to_channels(torch.from_numpy(np.stack([f[0] for f in frames])),
                               torch.from_numpy(np.stack([f[1] for f in frames]))).float().numpy()
     world = torch.from_numpy(D.world_features(ch)).double()
-    world[:, 0] += torch.arange(90, dtype=torch.float64) * 0.01  # everything slides 0.3 m/s along x
+    world[:, 0] += torch.arange(90, dtype=torch.float64) * 0.004  # everything slides 0.12 m/s along x
     raw = world_to_outputs(world)[0]
     lock = FootLock()
     fixed = np.concatenate([world_to_outputs(lock(world[i:i + 8]))[0] for i in range(0, 88, 8)])
@@ -172,7 +172,7 @@ def test_foot_lock_pins_sliding_feet():
         down = a[:-1, :, 1] < 0.06
         return np.linalg.norm(np.diff(a[:, :, [0, 2]], axis=0), axis=-1)[down].mean() * 30
 
-    assert stance_slide(raw[:88]) > 0.25
-    assert stance_slide(fixed) < 0.05  # pinned
+    assert stance_slide(raw[:88]) > 0.1
+    assert stance_slide(fixed) < 0.03  # pinned
     bl = rig.bone_lengths(torch.from_numpy(fixed.astype(np.float64)))
     assert float(bl.std(0).max()) < 1e-5  # still the same skeleton
