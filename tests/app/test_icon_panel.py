@@ -36,6 +36,7 @@ def panel(qtbot, engine_bridge):
     return p
 
 
+@pytest.mark.slow
 def test_generate_into_grid_open_edit_export(qtbot, panel, tmp_path):
     seen = []
     orig = panel.on_event
@@ -76,6 +77,7 @@ def test_generate_into_grid_open_edit_export(qtbot, panel, tmp_path):
     panel.grab().save(str(tmp_path / "panel.png"))
 
 
+@pytest.mark.slow
 def test_import_redraw_and_malformed_import(qtbot, panel, tmp_path):
     good = tmp_path / "good.svg"
     good.write_text(SVG)
