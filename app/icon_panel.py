@@ -158,6 +158,7 @@ class IconPanel(Panel):
         split.addWidget(editor)
         split.setStretchFactor(1, 2)
         split.setStretchFactor(2, 3)
+        split.setSizes([260, 440, 700])  # the candidate grid gets room to show the icons drawing
         self.root.addWidget(split, 1)
         self.jobStarted.connect(lambda _j: self._set_running(True))
         self.jobEnded.connect(self._job_ended)
