@@ -126,7 +126,7 @@ def label_texts(icon: dict, mdi_meta: dict, lucide_tags: dict) -> tuple[str, str
     extra += lucide_tags.get(base_name(icon["name"]).replace(" ", "-"), [])[:4]
     if icon["category"]:
         extra.append(icon["category"].lower())
-    extra = list(dict.fromkeys(e for e in extra if e and e != words))
+    extra = list(dict.fromkeys(e for e in extra if e and e != words))[:3]
     return words, (f"{words}: {', '.join(extra)}" if extra else None)
 
 
@@ -181,7 +181,7 @@ def write_ngrams(corpus: Path, out: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--npm-dir", help="an existing node_modules with the packages (default: npm install into the cache)")
-    ap.add_argument("--per-set", type=int, default=1200, help="at most about this many icons from one set")
+    ap.add_argument("--per-set", type=int, default=1000, help="at most about this many icons from one set")
     ap.add_argument("--max-sets", type=int, default=0, help="use only the first N eligible sets (0 = all)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--val", type=float, default=0.02)
@@ -216,10 +216,20 @@ def main(argv=None) -> int:
     mdi_meta = {m["name"]: m for m in json.loads((nm / "@mdi/svg/meta.json").read_text())}
     lucide_tags = json.loads((nm / "lucide-static/tags.json").read_text())
 
-    jobs = [(str(nm / "@iconify/json/json" / f"{p}.json"), p, args.per_set) for p in sets]
+    done_dir = cache_dir("icon", f"sets-{args.per_set}")  # parsed sets, so an interrupted build resumes
+    jobs = [(str(nm / "@iconify/json/json" / f"{p}.json"), p, args.per_set) for p in sets
+            if not (done_dir / f"{p}.json").exists()]
     icons, rejected = [], Counter()
+    for p in sets:
+        if (done_dir / f"{p}.json").exists():
+            res = json.loads((done_dir / f"{p}.json").read_text())
+            icons += res["icons"]
+            rejected.update(res["rejected"])
+    if len(jobs) < len(sets):
+        print(f"{len(sets) - len(jobs)} sets already parsed in {done_dir}", flush=True)
     with Pool(args.workers) as pool:
         for i, res in enumerate(pool.imap_unordered(process_set, jobs)):
+            (done_dir / f"{res['prefix']}.json").write_text(json.dumps(res))
             icons += res["icons"]
             rejected.update(res["rejected"])
             print(f"[{i + 1}/{len(jobs)}] {res['prefix']}: kept {len(res['icons'])}, rejected "
@@ -247,7 +257,13 @@ def main(argv=None) -> int:
     print(f"encoding {len(text_list)} label texts with MiniLM ...", flush=True)
     from models.common.text import shared_encoder
 
-    emb = shared_encoder().encode(text_list)
+    enc = shared_encoder()
+    order = sorted(range(len(text_list)), key=lambda i: len(text_list[i]))  # similar lengths batch with little padding
+    emb = np.zeros((len(text_list), 384), np.float32)
+    for k in range(0, len(order), 1024):
+        part = order[k:k + 1024]
+        emb[part] = enc.encode([text_list[i] for i in part])
+        print(f"  encoded {min(k + 1024, len(order))}/{len(order)} ({time.time() - t0:.0f} s)", flush=True)
     lengths = np.array([len(r["tokens"]) for r in icons])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     set_ids = {p: i for i, p in enumerate(sets)}
