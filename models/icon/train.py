@@ -170,7 +170,7 @@ def main(argv=None) -> int:
                      dropout=args.dropout)
     state = None
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         cfg = IconConfig.from_dict(state["config"])
         log(f"resuming from {ckpt_path} at step {state['step']}")
     torch.manual_seed(args.seed)

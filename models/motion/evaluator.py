@@ -97,7 +97,7 @@ def load_or_train(log=print) -> MotionTextEvaluator:
     path = cache_dir("motion") / "evaluator.pt"
     if path.exists():
         model = MotionTextEvaluator()
-        model.load_state_dict(torch.load(path, map_location="cpu"))
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.eval()
     model = train_evaluator(log=log)
     torch.save(model.state_dict(), path)

@@ -102,7 +102,7 @@ def main() -> None:
     ckpt_path = RUN_DIR / "ckpt.pt"
     resume = ckpt_path.exists() and not a.fresh
     if resume:
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         cfg = MotionConfig(**ck["config"])
     else:
         mean, std = feature_stats(d, feats, np.concatenate([real, proc]))
