@@ -83,8 +83,11 @@ class SpeechPanel(Panel):
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText(EXAMPLE)
         self.text.setTabChangesFocus(True)
+        self.text.setMinimumHeight(90)
         self.chars = QLabel()
-        self.chars.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.chars.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.chars.setMinimumWidth(80)
+        self.chars.setToolTip("Characters used; the engine speaks up to 2000 at a time")
         self.text.textChanged.connect(self._count_chars)
 
         self.voice_box = QComboBox()
@@ -140,17 +143,17 @@ class SpeechPanel(Panel):
         buttons = QHBoxLayout()
         buttons.addWidget(self.speak_btn, 1)
         buttons.addWidget(self.stop_btn)
+        buttons.addWidget(self.chars)
 
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 4, 0)
         lv.addWidget(QLabel("Text"))
         lv.addWidget(self.text, 1)
-        lv.addWidget(self.chars)
+        lv.addLayout(buttons)
         lv.addLayout(form)
         lv.addWidget(dur_box)
         lv.addWidget(emo_box)
-        lv.addLayout(buttons)
 
         # ---- right: what it sounds like ------------------------------------------------------
         self.plots = SpeechPlots()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 ENVELOPE_BLOCK = 80  # samples per min/max pair in the drawn waveform (5 ms at 16 kHz)
 BANDS = 64
@@ -76,19 +77,24 @@ class SpeechTrace:
         return s
 
 
-class SpeechPlots(pg.GraphicsLayoutWidget):
-    """Waveform over spectrogram over pitch, x linked in seconds; a playhead line across all three."""
+class SpeechPlots(QWidget):
+    """Waveform over spectrogram over pitch, x linked in seconds; a playhead line across all three.
+    (A QWidget holding the pyqtgraph layout: GraphicsLayoutWidget's own `clear` would remove the plots.)"""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setBackground("#1e1e22")
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground("#1e1e22")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.view)
         self.trace = SpeechTrace()
-        self.wave_plot = self.addPlot(row=0, col=0)
-        self.spec_plot = self.addPlot(row=1, col=0)
-        self.pitch_plot = self.addPlot(row=2, col=0)
-        self.ci.layout.setRowStretchFactor(0, 2)
-        self.ci.layout.setRowStretchFactor(1, 3)
-        self.ci.layout.setRowStretchFactor(2, 2)
+        self.wave_plot = self.view.addPlot(row=0, col=0)
+        self.spec_plot = self.view.addPlot(row=1, col=0)
+        self.pitch_plot = self.view.addPlot(row=2, col=0)
+        self.view.ci.layout.setRowStretchFactor(0, 2)
+        self.view.ci.layout.setRowStretchFactor(1, 3)
+        self.view.ci.layout.setRowStretchFactor(2, 2)
         for p, label in ((self.wave_plot, "waveform"), (self.spec_plot, "band"), (self.pitch_plot, "pitch (Hz)")):
             p.setLabel("left", label)
             p.showGrid(x=True, y=p is not self.spec_plot, alpha=0.2)

@@ -146,6 +146,9 @@ def test_panel_streams_a_take_into_plots_list_and_wav(qtbot, panel, tmp_path):
     assert len(before) >= 3 and all(v < m for v, m in before)  # never full before the output
     assert panel.progress.value() == panel.progress.maximum()
     qtbot.waitUntil(lambda: panel.plots.playhead() is not None, timeout=2000)  # the playhead follows playback
+    img = panel.plots.grab().toImage()  # the three plots really draw (a bare background is one colour)
+    colours = {img.pixel(x, y) for x in range(0, img.width(), 9) for y in range(0, img.height(), 9)}
+    assert len(colours) > 20
 
     out = panel.export_wav(tmp_path / "take")
     assert out.suffix == ".wav"
