@@ -76,6 +76,7 @@ class SpeechPanel(Panel):
         self.audio = AudioOut()
         self.takes: list[SpeechTake] = []
         self.steers_sent = 0
+        self._heard_all = True  # playhead hidden, nothing left to hear
         self._pending_steer: dict | None = None
         self._reset_take_state()
 
@@ -322,8 +323,7 @@ class SpeechPanel(Panel):
         sr = int(d.get("sample_rate", 16000))
         if self._chunks == 0:  # playback starts with the first chunk
             self._first_audio_ms = 1000 * (time.monotonic() - self._started)
-            self.audio.start(sr)
-            self._show_notice()
+            self._start_audio(sr)
         self._chunks += 1
         self.audio.write(d["audio"])
         self.plots.append(d)
@@ -336,8 +336,7 @@ class SpeechPanel(Panel):
         audio = np.asarray(d["audio"], np.float32).reshape(-1)
         sr = int(d.get("sample_rate", 16000))
         if self._chunks == 0:  # an engine that streams nothing still gets heard
-            self.audio.start(sr)
-            self._show_notice()
+            self._start_audio(sr)
         missing = audio.size - self.audio.samples_written
         if missing > 0:  # the tail the chunks did not carry
             self.audio.write(audio[-missing:])
@@ -369,8 +368,7 @@ class SpeechPanel(Panel):
             self.status.setText("A take is being generated: press Stop first to replay an earlier one.")
             return False
         take = self.takes[index]
-        self.audio.start(take.sample_rate)
-        self._show_notice()
+        self._start_audio(take.sample_rate)
         self.audio.write(take.audio)
         self.plots.set_take(take.plot_data())
         self._replaying = True
@@ -431,23 +429,25 @@ class SpeechPanel(Panel):
         self._steered = False
         self._replaying = False
 
+    def _start_audio(self, sample_rate: int) -> None:
+        self.audio.start(sample_rate)
+        self._heard_all = False
+        self.notice.setText(self.audio.reason)
+        self.notice.setVisible(self.audio.silent)
+
     def _tick(self) -> None:
-        """Move the playhead with what has been heard."""
-        if self.audio.written <= 0:
+        """Move the playhead with what has been heard; hide it once the whole take has been."""
+        if self._heard_all or self.audio.samples_written <= 0:
             return
         pos = self.audio.position()
-        done = pos >= self.audio.written - 1e-6
-        if done and not self.job:
-            self.plots.set_playhead(None)
+        if pos >= self.audio.written - 1e-6 and not self.job:
+            # the stream stays open (playing silence) so the card's last buffer is not cut off
+            self._heard_all = True
             self._replaying = False
-            self.audio.stop()
+            self.plots.set_playhead(None)
             self._sync_buttons()
             return
         self.plots.set_playhead(pos)
-
-    def _show_notice(self) -> None:
-        self.notice.setText(self.audio.reason)
-        self.notice.setVisible(self.audio.silent)
 
     def _count_chars(self) -> None:
         n = len(self.text.toPlainText())

@@ -100,6 +100,8 @@ class SpeechPlots(QWidget):
             p.showGrid(x=True, y=p is not self.spec_plot, alpha=0.2)
             p.setMouseEnabled(x=True, y=False)
             p.getAxis("left").setWidth(52)
+            for side in ("left", "bottom"):
+                p.getAxis(side).enableAutoSIPrefix(False)  # seconds stay seconds, not "(x0.001)"
             p.setMenuEnabled(False)
             if p is not self.pitch_plot:
                 p.setXLink(self.pitch_plot)
@@ -182,5 +184,5 @@ class SpeechPlots(QWidget):
         self._fit_x()
 
     def _fit_x(self) -> None:
-        span = max(self.planned_seconds, self.trace.seconds, 0.5)
+        span = max(self.planned_seconds, self.trace.seconds, 1.0)
         self.pitch_plot.setXRange(0, span, padding=0.01)
