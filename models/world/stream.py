@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from models.common.paths import asset
+from models.common.threads import torch_threads
 from models.common.sampling import SamplingParams
 from models.common.session import ParamError, StreamSession, check_range
 from models.world.data import ACTIONS, N_ACTIONS
@@ -35,21 +35,6 @@ TOKENIZER = asset("world", "tokenizer.safetensors")
 DECODER_ONNX = asset("world", "decoder.onnx")
 STARTS = asset("world", "starts.npz")
 DEFAULT_GUIDANCE = 1.0  # key guidance (Rollout): > 1 strengthens what a key does, at twice the batch
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run a frame on `n` intra-op threads, then give the engine back its setting. One thread is
-    the fast choice for this small model: on a busy 2-core machine a 2-thread pool spends most of a
-    frame waiting for its slower thread (measured: 86 ms vs 670 ms per frame)."""
-    before = torch.get_num_threads()
-    if n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if n != before:
-            torch.set_num_threads(before)
 
 
 def parse_action(value) -> int:

@@ -1,0 +1,178 @@
+"""Acoustic model: characters + voice + emotion vector -> WORLD frames, autoregressively.
+
+Three parts, all on the shared transformer (models/common/transformer.py):
+- a character encoder (bidirectional, key-padding mask);
+- a word-duration head (log frames per word from the word's pooled characters, the voice and
+  the emotion vector) — durations can instead be *given* (target seconds, speed factor): the
+  decoder is told how long each word is and how many frames are left, so duration control is
+  exact by construction (IndexTTS2's token-count conditioning, at word level);
+- a causal frame decoder: one step = 2 frames (20 ms). Its input at step t is the previous step's
+  frames through a Tacotron prenet (dropout kept at inference, so the decoder leans on the text),
+  the encoder state interpolated at the step's position inside its word, position features
+  (progress in the word, steps into / left in the word, steps left in the sentence) and the
+  voice + emotion embedding. The emotion can change between steps (slider moves mid-sentence).
+
+Frames are normalised with statistics of the training set stored as buffers.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.common.transformer import Transformer, TransformerConfig
+from models.speech import frontend, world
+
+N_POS = 6  # position features per step
+
+
+@dataclass
+class SpeechConfig:
+    n_chars: int = len(frontend.SYMBOLS)
+    n_voice: int = 2
+    n_emotion: int = 8
+    d_enc: int = 192
+    enc_layers: int = 3
+    enc_heads: int = 4
+    d_model: int = 256
+    n_layer: int = 4
+    n_head: int = 4
+    step: int = 2  # frames per decoder step
+    n_feat: int = world.N_FEAT
+    max_steps: int = 1024  # longest sentence the decoder cache holds (20 s)
+    prenet_dropout: float = 0.5
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SpeechModel(nn.Module):
+    def __init__(self, cfg: SpeechConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, de = cfg.d_model, cfg.d_enc
+        self.char_emb = nn.Embedding(cfg.n_chars, de)
+        self.encoder = Transformer(TransformerConfig(vocab_size=0, n_layer=cfg.enc_layers, n_head=cfg.enc_heads, d_model=de,
+                                                     max_seq_len=512, dropout=cfg.dropout, n_out=0))
+        self.voice_emb = nn.Embedding(cfg.n_voice, d)
+        self.emo_proj = nn.Sequential(nn.Linear(cfg.n_emotion, d), nn.SiLU(), nn.Linear(d, d))
+        self.dur_head = nn.Sequential(nn.Linear(de + d, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(), nn.Linear(256, 1))
+        fin = cfg.step * cfg.n_feat
+        self.prenet = nn.Sequential(nn.Linear(fin, 256), nn.ReLU(), nn.Dropout(cfg.prenet_dropout),
+                                    nn.Linear(256, d), nn.ReLU(), nn.Dropout(cfg.prenet_dropout))
+        self.text_proj = nn.Linear(de, d)
+        self.pos_proj = nn.Linear(N_POS, d)
+        self.decoder = Transformer(TransformerConfig(vocab_size=0, n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=d,
+                                                     max_seq_len=cfg.max_steps, dropout=cfg.dropout, n_out=fin))
+        self.register_buffer("feat_mean", torch.zeros(cfg.n_feat))
+        self.register_buffer("feat_std", torch.ones(cfg.n_feat))
+
+    # ---- pieces shared by training and streaming --------------------------------------------
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L) char ids -> (B, L, d_enc)."""
+        L = ids.shape[1]
+        valid = torch.arange(L, device=ids.device)[None] < lengths[:, None]  # (B, L)
+        mask = valid[:, None, None, :].expand(-1, 1, L, L)
+        return self.encoder(embeds=self.char_emb(ids), mask=mask, return_hidden=True)
+
+    def style(self, voice: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """(B,) voice ids, (B, 8) or (B, S, 8) emotion -> (B, d) or (B, S, d)."""
+        v = self.voice_emb(voice)
+        e = self.emo_proj(emotion)
+        return e + (v[:, None] if e.dim() == 3 else v)
+
+    def word_pool(self, enc: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+        """(B, L, de), (B, W, 2) [start, end) -> (B, W, de) mean over each word's characters."""
+        L = enc.shape[1]
+        ar = torch.arange(L, device=enc.device)
+        m = ((ar[None, None] >= spans[..., :1]) & (ar[None, None] < spans[..., 1:])).float()  # (B, W, L)
+        return (m @ enc) / m.sum(-1, keepdim=True).clamp(min=1)
+
+    def durations(self, enc, spans, voice, emotion) -> torch.Tensor:
+        """Predicted log frames per word (B, W)."""
+        pooled = self.word_pool(enc, spans)
+        g = self.style(voice, emotion)[:, None].expand(-1, pooled.shape[1], -1)
+        return self.dur_head(torch.cat([pooled, g], -1)).squeeze(-1)
+
+    def step_inputs(self, enc, char_pos, pos_feats, style, prev) -> torch.Tensor:
+        """Decoder input embeddings. char_pos: (B, S) fractional char index; pos_feats: (B, S, N_POS);
+        style: (B, S, d); prev: (B, S, step*n_feat) normalised previous-step frames."""
+        lo = char_pos.floor().long().clamp(0, enc.shape[1] - 1)
+        hi = (lo + 1).clamp(max=enc.shape[1] - 1)
+        w = (char_pos - lo.float()).clamp(0, 1)[..., None]
+        gather = lambda idx: torch.gather(enc, 1, idx[..., None].expand(-1, -1, enc.shape[-1]))  # noqa: E731
+        text = gather(lo) * (1 - w) + gather(hi) * w
+        return self.prenet(prev) + self.text_proj(text) + self.pos_proj(pos_feats) + style
+
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        return (frames - self.feat_mean) / self.feat_std
+
+    def denormalize_out(self, out: torch.Tensor) -> torch.Tensor:
+        """Decoder output (B, S, step*n_feat) -> frames (B, S*step, n_feat) in feature units; the
+        voicing channel becomes a 0/1 decision."""
+        B, S, _ = out.shape
+        f = out.view(B, S * self.cfg.step, self.cfg.n_feat)
+        vuv = (f[..., 1:2] > 0).float()
+        f = f * self.feat_std + self.feat_mean
+        return torch.cat([f[..., :1], vuv, f[..., 2:]], -1)
+
+    # ---- training ---------------------------------------------------------------------------
+    def forward(self, batch: dict) -> dict:
+        """Teacher-forced pass; returns the losses."""
+        cfg = self.cfg
+        enc = self.encode(batch["ids"], batch["n_chars"])
+        logd = self.durations(enc, batch["spans"], batch["voice"], batch["emotion"])
+        wmask = batch["word_mask"]
+        dur_loss = (F.mse_loss(logd, torch.log(batch["word_frames"].float().clamp(min=1)), reduction="none") * wmask).sum() / wmask.sum()
+        tgt = self.normalize(batch["frames"])  # (B, S*step, n_feat)
+        B, S = batch["char_pos"].shape
+        tgt_steps = tgt.view(B, S, cfg.step * cfg.n_feat)
+        prev = torch.cat([torch.zeros_like(tgt_steps[:, :1]), tgt_steps[:, :-1]], 1)
+        prev = prev + 0.1 * torch.randn_like(prev)  # small input noise against exposure bias
+        style = self.style(batch["voice"], batch["emotion"])[:, None].expand(-1, S, -1)
+        x = self.step_inputs(enc, batch["char_pos"], batch["pos_feats"], style, prev)
+        out = self.decoder(embeds=x).view(B, S * cfg.step, cfg.n_feat)
+        fmask = batch["frame_mask"][..., None]  # (B, S*step, 1)
+        vuv_t = batch["frames"][..., 1]
+        n = fmask.sum()
+        lf0 = (((out[..., 0] - tgt[..., 0]) ** 2) * fmask[..., 0] * (0.3 + vuv_t)).sum() / n
+        vuv = (F.binary_cross_entropy_with_logits(out[..., 1], vuv_t, reduction="none") * fmask[..., 0]).sum() / n
+        spec = ((out[..., 2:] - tgt[..., 2:]).abs() * fmask).sum() / (n * (cfg.n_feat - 2))
+        loss = spec + 0.5 * lf0 + 0.2 * vuv + 0.2 * dur_loss
+        return dict(loss=loss, spec=spec, lf0=lf0, vuv=vuv, dur=dur_loss)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def position_features(word_frames, step: int = 2):
+    """Per decoder step: (word index, fractional char progress in the word, N_POS features).
+    word_frames: list of int frames per word (multiples of `step`). Pure python/numpy-free so the
+    streaming session can extend it word by word."""
+    import numpy as np  # noqa: PLC0415
+    steps = [max(1, int(n) // step) for n in word_frames]
+    total = sum(steps)
+    W = len(steps)
+    widx, prog, feats = [], [], []
+    done = 0
+    for w, n in enumerate(steps):
+        for k in range(n):
+            p = (k + 0.5) / n
+            left_total = total - done - k - 1
+            widx.append(w)
+            prog.append(p)
+            feats.append([p, np.log1p(k) / 3, np.log1p(n - k - 1) / 3, np.log1p(left_total) / 5, w / max(W - 1, 1),
+                          float(w == W - 1)])
+        done += n
+    return np.asarray(widx, np.int64), np.asarray(prog, np.float32), np.asarray(feats, np.float32)
+
+
+def char_positions(spans, widx, prog):
+    """Fractional char index per step: linear through the word's span (its letters, punctuation, space)."""
+    import numpy as np  # noqa: PLC0415
+    spans = np.asarray(spans)
+    s, e = spans[widx, 0], spans[widx, 1]
+    return (s + prog * (e - s) - 0.5).clip(0, None).astype(np.float32)

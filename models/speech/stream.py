@@ -1,0 +1,284 @@
+"""The Speech panel's engine session: text to audio that streams in ~0.24 s chunks while decoding goes on.
+
+start(params): the text is normalised and split into sentences (frontend.py), every sentence is
+encoded at once, word durations are predicted for the chosen voice and emotion — or fitted to the
+requested length — and the plan (frames, seconds) goes out as the first `progress` event.
+Each step() then decodes 12 decoder steps (24 frames = 0.24 s) of the current sentence with the KV
+cache, turns them into audio with WORLD (StreamingSynth: cross-faded joins) and sends a `partial`
+with the audio, F0, spectrogram bands and energy of those frames. The last step sends `output`
+with the whole take.
+
+Params: text (1-2000 chars), voice ("joe" | "jo"), emotion {name: 0-1} for the 8 emotions, alpha
+(0-1), duration ("auto" | "seconds" | "speed"), seconds (0.3-60), speed (0.5-2, > 1 faster), seed.
+Steer: emotion and alpha — they apply from the next chunk; the words not started yet are re-timed
+for the new emotion (keeping the requested total length in "seconds" mode).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from models.common.paths import asset
+from models.common.session import ParamError, StreamSession, check_range
+from models.common.threads import torch_threads
+from models.common.weights import load_config, load_weights
+from models.speech import frontend, prosody, world
+from models.speech.model import SpeechConfig, SpeechModel, char_positions, position_features
+
+WEIGHTS = asset("speech", "acoustic.safetensors")
+CHUNK_STEPS = 12  # decoder steps per partial (12 x 20 ms = 0.24 s)
+MAX_CHARS = 2000
+MAX_SECONDS = 60.0
+
+
+class SpeechBundle:
+    """The acoustic model shared by all speech sessions of an engine."""
+
+    def __init__(self, model: SpeechModel, device: str):
+        self.model, self.device = model, device
+        self.cfg = model.cfg
+        self.model.prenet.train()  # Tacotron: prenet dropout stays on at inference
+
+    @classmethod
+    def from_file(cls, path=WEIGHTS, device: str = "cpu") -> "SpeechBundle":
+        cfg = SpeechConfig(**load_config(path)["config"])
+        return cls(load_weights(SpeechModel(cfg), path, device), device)
+
+
+class Plan:
+    """One sentence: its encoding, word spans and (re-plannable) word lengths in frames."""
+
+    def __init__(self, text: str, enc: torch.Tensor, spans: np.ndarray, logd: np.ndarray):
+        self.text, self.enc, self.spans, self.logd = text, enc, spans, logd
+        self.word_frames = np.zeros(len(spans), np.int64)
+
+
+def fit_lengths(pred: np.ndarray, total_steps: int, min_steps: int = 1) -> np.ndarray:
+    """Predicted word lengths (steps, float) -> integers with exactly `total_steps` in all
+    (largest remainder), each at least `min_steps`."""
+    pred = np.maximum(np.asarray(pred, np.float64), 1e-3)
+    n = len(pred)
+    budget = total_steps - min_steps * n
+    if budget < 0:
+        raise ValueError("total too short")
+    x = pred / pred.sum() * budget
+    base = np.floor(x).astype(np.int64)
+    rest = budget - base.sum()
+    base[np.argsort(-(x - base))[:rest]] += 1
+    return base + min_steps
+
+
+class SpeechSession(StreamSession):
+    task = "speech"
+    realtime = False
+
+    @classmethod
+    def load(cls, device: str) -> SpeechBundle:
+        bundle = SpeechBundle.from_file(WEIGHTS, device)
+        s = cls(bundle, device)  # warm-up: one short sentence end to end
+        s.start({"text": "Hello.", "seed": 0})
+        while not s.done:
+            s.step()
+        return bundle
+
+    # ---- params -----------------------------------------------------------------------------
+    @staticmethod
+    def _emotion(params: dict) -> tuple[np.ndarray, dict]:
+        emo = params.get("emotion") or {}
+        if not isinstance(emo, dict):
+            raise ParamError("emotion must be a mapping of emotion names to values between 0 and 1")
+        for name, w in emo.items():
+            if name not in prosody.EMOTIONS:
+                raise ParamError(f"unknown emotion '{name}'; emotions are: {', '.join(prosody.EMOTIONS)}")
+            check_range({"v": w}, "v", 0.0, 1.0, 0.0)
+        alpha = check_range(params, "alpha", 0.0, 1.0, 1.0)
+        return prosody.vector({k: float(v) for k, v in emo.items()}, alpha), dict(emo)
+
+    def start(self, params: dict):
+        with torch_threads(1):
+            return self._start(params)
+
+    def _start(self, params: dict):
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ParamError("Type some text to speak.")
+        if len(text) > MAX_CHARS:
+            raise ParamError(f"The text is {len(text)} characters long; the limit is {MAX_CHARS}.")
+        voice = params.get("voice", "joe")
+        if voice not in prosody.VOICE_NAMES:
+            raise ParamError(f"unknown voice '{voice}'; voices are: {', '.join(prosody.VOICE_NAMES)}")
+        self.v, self.emotion = self._emotion(params)
+        self.mode = params.get("duration", "auto")
+        if self.mode not in ("auto", "seconds", "speed"):
+            raise ParamError("duration must be 'auto', 'seconds' or 'speed'")
+        self.seconds = check_range(params, "seconds", 0.3, MAX_SECONDS, 3.0) if self.mode == "seconds" else None
+        self.speed = check_range(params, "speed", 0.5, 2.0, 1.0) if self.mode == "speed" else 1.0
+        seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
+        sentences = frontend.split_sentences(text)
+        if not sentences:
+            raise ParamError("There is nothing to say in this text (no letters or numbers).")
+        self.text = text
+        m, cfg = self.bundle.model, self.bundle.cfg
+        self.voice_id = torch.tensor([prosody.VOICE_NAMES.index(voice)], device=self.device)
+        torch.manual_seed(seed)
+        self.plans: list[Plan] = []
+        with torch.inference_mode():
+            for s in sentences:
+                e = frontend.encode(s)
+                ids = torch.tensor([e.ids], device=self.device)
+                enc = m.encode(ids, torch.tensor([len(e.ids)], device=self.device))
+                spans = np.asarray(e.words, np.int64)
+                self.plans.append(Plan(s, enc, spans, np.zeros(len(spans))))
+        n_words = sum(len(p.spans) for p in self.plans)
+        if self.seconds is not None and self.seconds < n_words * 0.04:
+            raise ParamError(f"{self.seconds:g} s is too short for this text: it needs at least {n_words * 0.04:.1f} s.")
+        self.caches = None
+        self.sent, self.word_started = 0, 0  # sentence being decoded; words of it already begun
+        self.target_steps = round(self.seconds / (world.FRAME_MS / 1000 * cfg.step)) if self.seconds else None
+        self._replan(first=True)
+        self._start_sentence()
+        self.synth = world.StreamingSynth()
+        self.chunks: list[dict] = []
+        self.chunk_no, self.t_audio = 0, 0.0
+        self.t0, self.t_first, self.decode_s = time.perf_counter(), None, 0.0
+        self.frames_done = 0
+        return [("progress", self._progress())]
+
+    def _progress(self) -> dict:
+        total = int(sum(p.word_frames.sum() for p in self.plans))
+        return {"done": self.frames_done, "total": total, "seconds_planned": total * world.FRAME_MS / 1000,
+                "sample_rate": world.FS, "voices": list(prosody.VOICE_NAMES), "sentences": len(self.plans)}
+
+    # ---- planning ---------------------------------------------------------------------------
+    def _replan(self, first: bool = False) -> None:
+        """(Re)predict durations of every word not started yet with the current emotion, and fit
+        them to the requested total (seconds mode) or scale them (speed mode)."""
+        m, step = self.bundle.model, self.bundle.cfg.step
+        v = torch.from_numpy(self.v)[None].to(self.device)
+        with torch.inference_mode():
+            for p in self.plans[self.sent:]:
+                p.logd = m.durations(p.enc, torch.from_numpy(p.spans)[None].to(self.device), self.voice_id, v)[0].cpu().numpy()
+        fixed = 0  # steps already committed (sentences done + words begun in the current one)
+        free: list[tuple[int, int]] = []  # (sentence, word) whose length may change
+        for si, p in enumerate(self.plans):
+            for wi in range(len(p.spans)):
+                if si < self.sent or (si == self.sent and wi < self.word_started and not first):
+                    fixed += int(p.word_frames[wi]) // step
+                else:
+                    free.append((si, wi))
+        if not free:
+            return
+        pred = np.array([np.exp(self.plans[si].logd[wi]) / step for si, wi in free]) / self.speed
+        if self.target_steps is not None:
+            lengths = fit_lengths(pred, max(self.target_steps - fixed, len(free)))
+        else:
+            lengths = np.maximum(1, np.round(pred)).astype(np.int64)
+        for (si, wi), n in zip(free, lengths):
+            self.plans[si].word_frames[wi] = int(n) * step
+
+    def _start_sentence(self) -> None:
+        p = self.plans[self.sent]
+        self._layout(p)
+        self.t = 0
+        self.prev = torch.zeros(1, 1, self.bundle.cfg.step * self.bundle.cfg.n_feat, device=self.device)
+        # this session's own KV cache, sized to the sentence (sessions share the model; attention
+        # cost grows with the cache length, so no oversized static cache)
+        dec = self.bundle.model.decoder
+        dec.setup_cache(1, max_len=len(self.char_pos) + 8)
+        self.caches = [b.attn.kv_cache for b in dec.blocks]
+
+    def _attach(self) -> None:
+        for b, c in zip(self.bundle.model.decoder.blocks, self.caches):
+            b.attn.kv_cache = c
+
+    def _layout(self, p: Plan) -> None:
+        widx, prog, feats = position_features(p.word_frames, self.bundle.cfg.step)
+        self.widx = widx
+        self.char_pos = torch.from_numpy(char_positions(p.spans, widx, prog)).to(self.device)
+        self.pos_feats = torch.from_numpy(feats).to(self.device)
+
+    # ---- streaming --------------------------------------------------------------------------
+    def steer(self, params: dict) -> None:
+        if "emotion" not in params and "alpha" not in params:
+            raise ParamError("speech can be steered with 'emotion' and 'alpha'")
+        merged = {"emotion": params.get("emotion", self.emotion), "alpha": params.get("alpha", self._alpha())}
+        self.v, self.emotion = self._emotion(merged)
+        self._alpha_value = merged["alpha"]
+        if self.sent < len(self.plans):
+            self.word_started = int(self.widx[min(self.t, len(self.widx) - 1)]) + 1 if self.t else 0
+            self._replan()
+            self._layout(self.plans[self.sent])
+
+    def _alpha(self) -> float:
+        return getattr(self, "_alpha_value", 1.0)
+
+    def step(self):
+        with torch_threads(1):  # one thread: faster for this small model on a busy 2-core machine
+            return self._step()
+
+    def _step(self):
+        m, cfg = self.bundle.model, self.bundle.cfg
+        t_start = time.perf_counter()
+        frames = []
+        style = m.style(self.voice_id, torch.from_numpy(self.v)[None].to(self.device))[:, None]
+        self._attach()
+        with torch.inference_mode():
+            for _ in range(CHUNK_STEPS):
+                if self.t >= len(self.char_pos):
+                    break
+                t = self.t
+                x = m.step_inputs(self.plans[self.sent].enc, self.char_pos[None, t:t + 1], self.pos_feats[None, t:t + 1],
+                                  style, self.prev)
+                out = m.decoder(embeds=x, input_pos=torch.tensor([t], device=self.device))
+                f = m.denormalize_out(out)  # (1, step, n_feat)
+                self.prev = m.normalize(f).reshape(1, 1, -1)
+                frames.append(f[0].cpu().numpy())
+                self.t += 1
+                self.word_started = int(self.widx[t]) + 1
+        self.decode_s += time.perf_counter() - t_start
+        sentence_done = self.t >= len(self.char_pos)
+        last = sentence_done and self.sent == len(self.plans) - 1
+        if sentence_done and not last:
+            self.sent += 1
+            self.word_started = 0
+            self._start_sentence()
+        if not frames:
+            return self._finish() if last else []
+        fr = np.concatenate(frames).astype(np.float32)
+        audio = self.synth.push(fr, final=last)
+        if last:
+            audio = np.concatenate([audio, self.synth.flush()])
+        f0, _, _ = world.unpack(fr)
+        data = {"chunk": self.chunk_no, "t0": self.t_audio, "audio": audio, "f0": f0.astype(np.float32),
+                "spec": world.spectrogram_bands(fr), "energy": world.frame_energy_db(fr),
+                "frame_period": world.FRAME_MS / 1000, "sample_rate": world.FS}
+        if self.t_first is None:
+            self.t_first = time.perf_counter() - self.t0
+        self.chunks.append(data)
+        self.chunk_no += 1
+        self.t_audio += len(audio) / world.FS
+        self.frames_done += len(fr)
+        out = [("partial", data), ("progress", self._progress())]
+        if last:
+            out += self._finish()
+        return out
+
+    def _finish(self):
+        self.done = True
+        cat = lambda k: np.concatenate([c[k] for c in self.chunks]) if self.chunks else np.zeros(0, np.float32)  # noqa: E731
+        audio = cat("audio")
+        return [("output", {"audio": audio, "sample_rate": world.FS, "f0": cat("f0"),
+                            "spec": np.concatenate([c["spec"] for c in self.chunks]) if self.chunks else np.zeros((0, 64), np.float32),
+                            "energy": cat("energy"), "seconds": len(audio) / world.FS, "text": self.text,
+                            "first_audio_ms": round(1000 * (self.t_first or 0), 1),
+                            "rtf": round((time.perf_counter() - self.t0) / max(len(audio) / world.FS, 1e-6), 3)})]
+
+    def stats(self) -> dict:
+        secs = self.frames_done * world.FRAME_MS / 1000
+        el = time.perf_counter() - self.t0
+        return {"frames": self.frames_done, "audio_s": round(secs, 2), "rtf": round(el / secs, 3) if secs else None}
+
+    def close(self) -> None:
+        self.caches = None

@@ -1,0 +1,200 @@
+"""Train the acoustic model: `python -m models.speech.train [--minutes 60]` (CPU or CUDA; torchrun ok).
+
+Reads cache_dir("speech")/train.npz (built by `python -m models.speech.data`). Every sample gets a
+random voice and a random emotion vector applied on the fly (prosody.py), so labels and targets
+always agree. Batches are length-bucketed up to a budget of decoder steps. Resumable: the training
+state lives in runs/speech/state.pt; the fp16 weights go to assets/speech/acoustic.safetensors with
+their config and training figures in the JSON beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from models.common.paths import REPO, asset
+from models.common.weights import save_weights
+from models.speech import prosody, world
+from models.speech.data import load
+from models.speech.model import SpeechConfig, SpeechModel, char_positions, position_features
+
+RUNS = REPO / "runs" / "speech"
+WEIGHTS = asset("speech", "acoustic.safetensors")
+
+
+class Corpus:
+    """Utterances from a built split, sampled into augmented, padded batches."""
+
+    def __init__(self, z: dict, seed: int = 0, step: int = 2):
+        self.z, self.step = z, step
+        self.n = len(z["texts"])
+        self.rng = np.random.default_rng(seed)
+        self.n_frames = np.diff(z["frame_off"])
+
+    def item(self, i: int, v: np.ndarray | None = None, voice: int | None = None) -> dict:
+        z = self.z
+        frames = z["frames"][z["frame_off"][i]:z["frame_off"][i + 1]].astype(np.float32)
+        wf = z["word_frames"][z["word_off"][i]:z["word_off"][i + 1]].astype(np.int64)
+        pf = z["pause_frames"][z["word_off"][i]:z["word_off"][i + 1]].astype(np.int64)
+        spans = z["spans"][z["word_off"][i]:z["word_off"][i + 1]].astype(np.int64)
+        ids = z["ids"][z["id_off"][i]:z["id_off"][i + 1]].astype(np.int64)
+        if v is None:
+            v = prosody.random_vector(self.rng)
+        if voice is None:
+            voice = int(self.rng.random() < 0.3)
+        frames, wf = prosody.apply(frames, wf, pf, v, prosody.VOICE_NAMES[voice], self.step)
+        widx, prog, feats = position_features(wf, self.step)
+        return dict(ids=ids, spans=spans, frames=frames, word_frames=wf, char_pos=char_positions(spans, widx, prog),
+                    pos_feats=feats, emotion=v.astype(np.float32), voice=voice)
+
+    def batch_indices(self, max_steps: int) -> list[int]:
+        """A random length bucket: indices whose padded size stays within `max_steps` decoder steps."""
+        i = int(self.rng.integers(self.n))
+        near = np.argsort(np.abs(self.n_frames - self.n_frames[i]))[:64]
+        k = max(1, int(max_steps // (self.n_frames[i] / self.step * 1.25)))
+        return self.rng.choice(near, size=min(k, len(near)), replace=False).tolist()
+
+
+def collate(items: list[dict], step: int = 2) -> dict:
+    B = len(items)
+    L = max(len(it["ids"]) for it in items)
+    W = max(len(it["word_frames"]) for it in items)
+    S = max(len(it["char_pos"]) for it in items)
+    nf = items[0]["frames"].shape[1]
+    out = dict(ids=np.zeros((B, L), np.int64), n_chars=np.zeros(B, np.int64), spans=np.zeros((B, W, 2), np.int64),
+               word_frames=np.ones((B, W), np.int64), word_mask=np.zeros((B, W), np.float32),
+               frames=np.zeros((B, S * step, nf), np.float32), frame_mask=np.zeros((B, S * step), np.float32),
+               char_pos=np.zeros((B, S), np.float32), pos_feats=np.zeros((B, S, 6), np.float32),
+               emotion=np.stack([it["emotion"] for it in items]), voice=np.array([it["voice"] for it in items]))
+    for b, it in enumerate(items):
+        n, w, s = len(it["ids"]), len(it["word_frames"]), len(it["char_pos"])
+        out["ids"][b, :n], out["n_chars"][b] = it["ids"], n
+        out["spans"][b, :w], out["word_frames"][b, :w], out["word_mask"][b, :w] = it["spans"], it["word_frames"], 1
+        t = min(len(it["frames"]), s * step)
+        out["frames"][b, :t], out["frame_mask"][b, :t] = it["frames"][:t], 1
+        out["char_pos"][b, :s], out["pos_feats"][b, :s] = it["char_pos"], it["pos_feats"]
+    return {k: torch.from_numpy(v) for k, v in out.items()}
+
+
+def feature_stats(z: dict) -> tuple[np.ndarray, np.ndarray]:
+    f = z["frames"][:: 7].astype(np.float32)
+    mean, std = f.mean(0), f.std(0) + 1e-3
+    mean[1], std[1] = 0.0, 1.0  # the voicing flag stays 0/1 (it is a logit target)
+    return mean, std
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int = 200) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def evaluate(model, corpus: Corpus, device: str, n: int = 48) -> dict:
+    """Teacher-forced losses on held-out sentences, fixed emotions and voices (comparable over time)."""
+    model.eval()
+    rng = np.random.default_rng(123)
+    items = [corpus.item(i, prosody.random_vector(rng), int(rng.random() < 0.3)) for i in range(min(n, corpus.n))]
+    tot: dict[str, float] = {}
+    for k in range(0, len(items), 8):
+        b = {key: v.to(device) for key, v in collate(items[k:k + 8]).items()}
+        for key, v in model(b).items():
+            tot[key] = tot.get(key, 0.0) + float(v) * len(items[k:k + 8])
+    model.train()
+    return {k: round(v / len(items), 4) for k, v in tot.items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget")
+    p.add_argument("--steps", type=int, default=6000, help="schedule length (optimizer steps)")
+    p.add_argument("--batch-steps", type=int, default=2400, help="decoder steps per batch")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--fresh", action="store_true")
+    p.add_argument("--data", type=Path, default=None, help="folder with train.npz / test.npz")
+    p.add_argument("--out", type=Path, default=WEIGHTS)
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rank, world_size = 0, 1
+    if "RANK" in os.environ:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    train_z, test_z = load("train", args.data), load("test", args.data)
+    corpus, held = Corpus(train_z, seed=rank), Corpus(test_z, seed=999)
+    cfg = SpeechConfig(d_model=args.d_model, n_layer=args.layers)
+    model = SpeechModel(cfg)
+    mean, std = feature_stats(train_z)
+    model.feat_mean.copy_(torch.from_numpy(mean))
+    model.feat_std.copy_(torch.from_numpy(std))
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    ckpt = RUNS / "state.pt"
+    step = 0
+    if ckpt.exists() and not args.fresh:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+    net = model
+    if world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: PLC0415
+        net = DDP(model, device_ids=[int(os.environ.get("LOCAL_RANK", 0))] if device.startswith("cuda") else None)
+    if rank == 0:
+        print(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "params": model.num_params(),
+                          "train": corpus.n, "test": held.n, "resume_step": step}), flush=True)
+    t0, last_save, ema, frames_seen = time.time(), time.time(), None, 0
+
+    def save(final=False):
+        RUNS.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt.with_suffix(".tmp"))
+        ckpt.with_suffix(".tmp").replace(ckpt)
+        metrics = evaluate(model, held, device)
+        save_weights(model.eval(), args.out, cfg, {"steps": step, "train_minutes": round((time.time() - t0) / 60, 1),
+                                                   "frames_seen": frames_seen, "loss_ema": ema, "heldout": metrics,
+                                                   "device": device, "threads": args.threads})
+        model.train()
+        print(json.dumps({"saved": str(args.out), "step": step, "heldout": metrics, "final": final}), flush=True)
+
+    model.train()
+    while step < args.steps and (time.time() - t0) < args.minutes * 60:
+        items = [corpus.item(i) for i in corpus.batch_indices(args.batch_steps)]
+        b = {k: v.to(device) for k, v in collate(items, cfg.step).items()}
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.steps, args.lr)
+        losses = net(b)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        frames_seen += int(b["frame_mask"].sum())
+        lv = float(losses["loss"].detach())
+        ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+        if rank == 0 and step % 25 == 0:
+            print(json.dumps({"step": step, "loss": round(ema, 4), **{k: round(float(v), 4) for k, v in losses.items() if k != "loss"},
+                              "lr": round(lr_at(step, args.steps, args.lr), 6), "min": round((time.time() - t0) / 60, 1)}), flush=True)
+        if rank == 0 and time.time() - last_save > 600:
+            save()
+            last_save = time.time()
+    if rank == 0:
+        save(final=True)
+    if world_size > 1:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""WORLD vocoder features and streaming synthesis (pyworld: MIT wrapper around the BSD WORLD code).
+
+A frame (10 ms at 16 kHz) is: log-F0 (interpolated through unvoiced frames), a voicing flag, the
+spectral envelope coded to 40 mel-cepstral-like coefficients, and coded aperiodicity (1 band at
+16 kHz). Coding works on the log spectrum, so a gain, a spectral tilt or a frequency warp of the
+envelope is an affine map of the coded vector: the prosody transforms (prosody.py) and the derived
+voice use these maps and never leave the coded domain.
+
+Streaming: `StreamingSynth` turns chunks of frames into audio as they arrive. WORLD places pulses
+from the F0 history, so two independently synthesised chunks do not line up in phase; each chunk
+is synthesised with a few frames of the previous one in front and cross-faded over them, which
+leaves no step at the joins (tested).
+"""
+from __future__ import annotations
+
+import functools
+import glob
+import importlib.util
+import os
+
+import numpy as np
+
+FS = 16000
+FRAME_MS = 10.0
+HOP = int(FS * FRAME_MS / 1000)  # 160 samples
+FFT = 1024
+N_SP = 40  # coded spectral envelope
+N_AP = 1  # coded aperiodicity bands at 16 kHz
+N_FEAT = 1 + 1 + N_SP + N_AP  # lf0, vuv, csp, cap
+F0_FLOOR, F0_CEIL = 60.0, 500.0
+
+
+@functools.lru_cache(maxsize=1)
+def pyworld():
+    """Import pyworld. Its __init__ needs pkg_resources (gone from recent setuptools); when that
+    fails, load the compiled extension directly — the functions are the same."""
+    try:
+        import pyworld as pw  # noqa: PLC0415
+        return pw
+    except ImportError:
+        spec = importlib.util.find_spec("pyworld")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("pyworld is not installed (pip install pyworld)") from None
+        for d in spec.submodule_search_locations:
+            for f in glob.glob(os.path.join(d, "pyworld*.so")) + glob.glob(os.path.join(d, "pyworld*.pyd")):
+                ext = importlib.util.spec_from_file_location("pyworld.pyworld", f)
+                mod = importlib.util.module_from_spec(ext)
+                ext.loader.exec_module(mod)
+                return mod
+        raise
+
+
+def analyze(x: np.ndarray) -> dict[str, np.ndarray]:
+    """16 kHz float audio -> WORLD features per 10 ms frame (float32)."""
+    pw = pyworld()
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    f0, t = pw.dio(x, FS, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
+    f0 = pw.stonemask(x, f0, t, FS)
+    sp = pw.cheaptrick(x, f0, t, FS, fft_size=FFT)
+    ap = pw.d4c(x, f0, t, FS, fft_size=FFT)
+    csp = pw.code_spectral_envelope(sp, FS, N_SP)
+    cap = pw.code_aperiodicity(ap, FS)
+    vuv = (f0 > 0).astype(np.float32)
+    return {"lf0": interp_lf0(f0), "vuv": vuv, "csp": csp.astype(np.float32), "cap": cap.astype(np.float32)}
+
+
+def interp_lf0(f0: np.ndarray) -> np.ndarray:
+    """log F0 with unvoiced frames linearly interpolated (a continuous contour to model)."""
+    f0 = np.asarray(f0, dtype=np.float64)
+    voiced = f0 > 0
+    if not voiced.any():
+        return np.full(len(f0), np.log(120.0), np.float32)
+    idx = np.arange(len(f0))
+    return np.interp(idx, idx[voiced], np.log(f0[voiced])).astype(np.float32)
+
+
+def pack(feats: dict[str, np.ndarray]) -> np.ndarray:
+    """Feature dict -> (T, N_FEAT) float32 array in the order lf0, vuv, csp, cap."""
+    return np.concatenate([feats["lf0"][:, None], feats["vuv"][:, None], feats["csp"], feats["cap"]], 1).astype(np.float32)
+
+
+def unpack(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(T, N_FEAT) -> f0 in Hz (0 = unvoiced), coded envelope, coded aperiodicity."""
+    frames = np.asarray(frames, dtype=np.float64)
+    f0 = np.exp(np.clip(frames[:, 0], np.log(F0_FLOOR), np.log(F0_CEIL))) * (frames[:, 1] > 0.5)
+    return f0, frames[:, 2:2 + N_SP], frames[:, 2 + N_SP:]
+
+
+def synthesize(frames: np.ndarray) -> np.ndarray:
+    """(T, N_FEAT) frames -> float32 audio at 16 kHz (T * 160 samples)."""
+    pw = pyworld()
+    f0, csp, cap = unpack(frames)
+    sp = pw.decode_spectral_envelope(np.ascontiguousarray(csp), FS, FFT)
+    ap = pw.decode_aperiodicity(np.ascontiguousarray(np.minimum(cap, -1e-3)), FS, FFT)
+    y = pw.synthesize(np.ascontiguousarray(f0), sp, ap, FS, FRAME_MS)
+    n = len(frames) * HOP
+    y = y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+    return y.astype(np.float32)
+
+
+class StreamingSynth:
+    """Frames in (any chunk size), audio out, continuous across chunk joins."""
+
+    def __init__(self, context: int = 6, fade: int = 3):
+        self.context, self.fade = context, fade  # frames of history re-synthesised; frames cross-faded
+        self.prev = np.zeros((0, N_FEAT), np.float32)
+        self.tail = np.zeros(0, np.float32)  # audio of the last `fade` frames of the previous chunk
+
+    def push(self, frames: np.ndarray, final: bool = False) -> np.ndarray:
+        """Synthesise `frames`; returns the audio that is now final (the last `fade` frames are held
+        back for the cross-fade unless `final`)."""
+        frames = np.asarray(frames, np.float32)
+        ctx = self.prev[-self.context:]
+        y = synthesize(np.concatenate([ctx, frames]) if len(ctx) else frames)
+        y = y[len(ctx) * HOP - len(self.tail):]  # starts where the held-back tail starts
+        n = len(self.tail)
+        if n:
+            w = np.linspace(0.0, 1.0, n, dtype=np.float32)
+            y[:n] = self.tail * (1 - w) + y[:n] * w
+        self.prev = np.concatenate([self.prev, frames])[-self.context:]
+        keep = 0 if final else min(self.fade * HOP, len(y))
+        self.tail = y[len(y) - keep:].copy() if keep else np.zeros(0, np.float32)
+        return y[:len(y) - keep]
+
+    def flush(self) -> np.ndarray:
+        out, self.tail = self.tail, np.zeros(0, np.float32)
+        return out
+
+
+# ---- affine maps in the coded-envelope domain -------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _freqs() -> np.ndarray:
+    return np.linspace(0, FS / 2, FFT // 2 + 1)
+
+
+def _code_log(logsp: np.ndarray) -> np.ndarray:
+    return pyworld().code_spectral_envelope(np.exp(np.atleast_2d(logsp)).astype(np.float64), FS, N_SP)
+
+
+@functools.lru_cache(maxsize=None)
+def gain_vector(db: float) -> np.ndarray:
+    """Coded-domain offset that scales the envelope by `db` decibels (power)."""
+    n = FFT // 2 + 1
+    return (_code_log(np.full(n, db / 10 * np.log(10))) - _code_log(np.zeros(n)))[0].astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def tilt_vector(db_per_octave: float) -> np.ndarray:
+    """Coded-domain offset for a spectral tilt around 1 kHz (positive = brighter)."""
+    f = np.maximum(_freqs(), 62.5)
+    logsp = db_per_octave * np.log2(f / 1000.0) / 10 * np.log(10)
+    return (_code_log(logsp) - _code_log(np.zeros_like(logsp)))[0].astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def warp_map(alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b) with coded(warped envelope) = coded @ A + b, for the envelope stretched along frequency
+    by `alpha` (> 1 moves formants up: a shorter vocal tract)."""
+    pw = pyworld()
+    basis = np.concatenate([np.zeros((1, N_SP)), np.eye(N_SP)])
+    logsp = np.log(pw.decode_spectral_envelope(np.ascontiguousarray(basis), FS, FFT))
+    f = _freqs()
+    warped = np.stack([np.interp(f / alpha, f, row) for row in logsp])
+    coded = _code_log(warped)
+    b = coded[0]
+    return (coded[1:] - b).astype(np.float32), b.astype(np.float32)
+
+
+def spectrogram_bands(frames: np.ndarray, n_bands: int = 64) -> np.ndarray:
+    """(T, N_FEAT) -> (T, n_bands) log power in dB on a mel-like axis (for plotting)."""
+    pw = pyworld()
+    _, csp, _ = unpack(frames)
+    sp = pw.decode_spectral_envelope(np.ascontiguousarray(csp), FS, FFT)
+    mel = np.linspace(0, 2595 * np.log10(1 + (FS / 2) / 700), n_bands)
+    hz = 700 * (10 ** (mel / 2595) - 1)
+    idx = np.clip(np.round(hz / (FS / 2) * (FFT // 2)).astype(int), 0, FFT // 2)
+    return (10 * np.log10(sp[:, idx] + 1e-12)).astype(np.float32)
+
+
+def frame_energy_db(frames: np.ndarray) -> np.ndarray:
+    """Per-frame energy in dB from the coded envelope's mean log power."""
+    pw = pyworld()
+    _, csp, _ = unpack(frames)
+    sp = pw.decode_spectral_envelope(np.ascontiguousarray(csp), FS, FFT)
+    return (10 * np.log10(sp.mean(1) + 1e-12)).astype(np.float32)

@@ -1,0 +1,255 @@
+"""Speech: front end, prosody transforms, WORLD streaming joins, the engine session (with a tiny
+random model: the mechanics, not the voice), the teacher-word mapping of the data script and one
+training step."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.common.session import ParamError
+from models.common.weights import save_weights
+from models.speech import frontend, prosody, world
+from models.speech.model import SpeechConfig, SpeechModel
+from models.speech.stream import SpeechBundle, SpeechSession, fit_lengths
+
+
+# ---- front end ------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, said", [
+    ("It costs $12.50.", "it costs twelve dollars fifty cents."),
+    ("Meet me at 3:30 on the 4th, ok?", "meet me at three thirty on the fourth, ok?"),
+    ("In 1999 about 1,234 people came.", "in nineteen ninety nine about one thousand two hundred thirty four people came."),
+    ("Dr. Smith said 42% -- twice!", "doctor smith said forty two percent, twice!"),
+    ("Pi is 3.14; e is 2.72", "pi is three point one four, e is two point seven two"),
+    ("It's -5 degrees & falling...", "it's minus five degrees and falling."),
+    ("\u201cQuoted\u201d (aside) text\u2014done", "quoted aside text, done"),
+    ("Call 007 in 2005", "call zero zero seven in two thousand five"),
+])
+def test_normalize_reads_numbers_and_punctuation(raw, said):
+    assert frontend.normalize(raw) == said
+
+
+def test_number_words():
+    assert frontend.number_words(0) == "zero"
+    assert frontend.number_words(115) == "one hundred fifteen"
+    assert frontend.number_words(2_000_019) == "two million nineteen"
+    assert frontend.ordinal_words(21) == "twenty first"
+    assert frontend.ordinal_words(12) == "twelfth"
+    assert frontend.year_words(1905) == "nineteen oh five"
+
+
+def test_sentences_end_with_a_mark_and_long_ones_are_cut():
+    assert frontend.split_sentences("Wait... what?! No, no. Hmm, ok") == ["wait.", "what?", "no, no.", "hmm, ok."]
+    assert frontend.split_sentences("   ??? ") == []
+    long = ", ".join(["the quick brown fox jumps over the lazy dog"] * 12)
+    parts = frontend.split_sentences(long)
+    assert len(parts) > 1 and all(len(p) <= 220 for p in parts)
+    assert " ".join(parts).replace(",", "").replace(".", "").split() == long.replace(",", "").split()
+
+
+def test_encode_word_spans_cover_the_sentence():
+    e = frontend.encode("hello, big world.")
+    assert [("hello, big world."[a:b]) for a, b in e.words] == ["hello, ", "big ", "world."]
+    assert len(e.ids) == len("hello, big world.") and 0 not in e.ids
+
+
+# ---- prosody and WORLD ------------------------------------------------------------------------
+def _frames(T=120, f0=140.0):
+    rng = np.random.default_rng(0)
+    f = np.zeros((T, world.N_FEAT), np.float32)
+    f[:, 0] = np.log(f0) + 0.05 * np.sin(np.arange(T) / 7)
+    f[:, 1] = (np.arange(T) % 30) < 24
+    sp = np.exp(-np.linspace(0, 6, world.FFT // 2 + 1))[None] * (1 + 0.3 * rng.random((T, 1)))
+    f[:, 2:2 + world.N_SP] = world.pyworld().code_spectral_envelope(sp.astype(np.float64), world.FS, world.N_SP)
+    f[:, -1] = -8.0
+    return f
+
+
+def test_emotions_move_pitch_energy_and_tempo_as_profiled():
+    fr, wf, pf = _frames(), np.array([40, 40, 40]), np.array([0, 10, 10])
+    base, _ = prosody.apply(fr, wf, pf, np.zeros(8))
+    for name in prosody.EMOTIONS:
+        p = prosody.PROFILES[name]
+        out, wf2 = prosody.apply(fr, wf, pf, prosody.vector({name: 1.0}))
+        assert wf2.sum() == len(out) and (wf2 % 2 == 0).all()
+        dpitch = out[:, 0].mean() - base[:, 0].mean()
+        assert np.sign(round(dpitch, 3)) == np.sign(p["pitch"] + p["final"] / 4) or abs(p["pitch"]) < 1.01
+        denergy = out[:, 2].mean() - base[:, 2].mean()
+        assert np.sign(denergy) == np.sign(p["energy"])
+        if abs(p["tempo"] - 1) > 0.05:
+            assert (len(out) < len(base)) == (p["tempo"] > 1)
+
+
+def test_voice_warp_map_equals_decode_warp_encode():
+    fr = _frames(8)
+    pw = world.pyworld()
+    A, b = world.warp_map(1.16)
+    sp = pw.decode_spectral_envelope(np.ascontiguousarray(fr[:, 2:42].astype(np.float64)), world.FS, world.FFT)
+    f = np.linspace(0, world.FS / 2, world.FFT // 2 + 1)
+    warped = np.exp(np.stack([np.interp(f / 1.16, f, np.log(r)) for r in sp]))
+    direct = pw.code_spectral_envelope(warped, world.FS, world.N_SP)
+    assert np.abs(fr[:, 2:42] @ A + b - direct).max() < 1e-3
+
+
+def test_streaming_synthesis_joins_have_no_steps():
+    fr = _frames(240)
+    fr[:, 1] = 1.0
+    whole = world.synthesize(fr)
+    s = world.StreamingSynth()
+    chunks = [s.push(fr[i:i + 24], final=i + 24 >= len(fr)) for i in range(0, len(fr), 24)]
+    y = np.concatenate(chunks + [s.flush()])
+    assert len(y) == len(whole) == len(fr) * world.HOP
+    jump = np.abs(np.diff(y))
+    typical = np.percentile(np.abs(np.diff(whole)), 99.9)
+    for k in range(1, 10):  # around every join (and the cross-fade behind it)
+        j = k * 24 * world.HOP
+        assert jump[j - 3 * world.HOP - 5:j + 5].max() <= 1.5 * typical
+    assert np.sqrt((y ** 2).mean()) == pytest.approx(np.sqrt((whole ** 2).mean()), rel=0.25)
+
+
+def test_fit_lengths_hits_the_total_exactly():
+    got = fit_lengths(np.array([3.2, 10.7, 0.1, 6.0]), 50)
+    assert got.sum() == 50 and got.min() >= 1
+    assert list(np.argsort(got)) == [2, 0, 3, 1]
+    with pytest.raises(ValueError):
+        fit_lengths(np.ones(5), 3)
+
+
+# ---- engine session with a tiny random model --------------------------------------------------
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2)
+    path = tmp_path_factory.mktemp("speech") / "tiny.safetensors"
+    m = SpeechModel(cfg)
+    m.feat_mean[0] = float(np.log(120.0))
+    m.feat_mean[2:2 + world.N_SP] = torch.from_numpy(_frames(1)[0, 2:2 + world.N_SP])
+    m.feat_std.fill_(0.1)
+    m.feat_std[1] = 1.0
+    with torch.no_grad():
+        m.dur_head[-1].bias.fill_(float(np.log(12.0)))  # words of ~12 frames, like real speech
+    save_weights(m, path, cfg)
+    return SpeechBundle.from_file(path)
+
+
+def run(session, steer_at=None, steer=None):
+    events = []
+    while not session.done:
+        for kind, data in session.step():
+            events.append((kind, data))
+            if kind == "partial" and data["chunk"] == steer_at:
+                session.steer(steer)
+    return events
+
+
+def test_session_streams_chunks_that_add_up_to_the_take(bundle):
+    s = SpeechSession(bundle, "cpu")
+    first = s.start({"text": "Hello there. How are you today?", "seed": 1})
+    assert first[0][0] == "progress" and first[0][1]["total"] > 0 and first[0][1]["sentences"] == 2
+    ev = run(s)
+    parts = [d for k, d in ev if k == "partial"]
+    out = [d for k, d in ev if k == "output"][0]
+    assert [p["chunk"] for p in parts] == list(range(len(parts)))
+    assert all(len(p["audio"]) <= 0.3 * world.FS for p in parts[:-1])
+    assert np.array_equal(np.concatenate([p["audio"] for p in parts]), out["audio"])
+    assert out["spec"].shape == (len(out["f0"]), 64) and np.isfinite(out["audio"]).all()
+    assert parts[1]["t0"] == pytest.approx(len(parts[0]["audio"]) / world.FS)
+
+
+@pytest.mark.parametrize("seconds", [1.0, 3.5, 7.26])
+def test_duration_control_obeys_the_target(bundle, seconds):
+    s = SpeechSession(bundle, "cpu")
+    s.start({"text": "The quick brown fox jumps over the lazy dog. Then it sleeps.", "duration": "seconds", "seconds": seconds})
+    out = [d for k, d in run(s) if k == "output"][0]
+    assert abs(out["seconds"] - seconds) / seconds < 0.01
+
+
+def test_speed_factor_and_steering_retime_the_rest(bundle):
+    text = "One two three four five six seven eight nine ten eleven twelve."
+    lens = {}
+    for speed in (0.5, 2.0):
+        s = SpeechSession(bundle, "cpu")
+        s.start({"text": text, "duration": "speed", "speed": speed})
+        lens[speed] = [d for k, d in run(s) if k == "output"][0]["seconds"]
+    assert lens[0.5] > 2.5 * lens[2.0]
+    s = SpeechSession(bundle, "cpu")
+    s.start({"text": text, "duration": "seconds", "seconds": 4.0})
+    ev = run(s, steer_at=1, steer={"emotion": {"melancholic": 1.0}, "alpha": 0.8})
+    assert s.v[prosody.EMOTIONS.index("melancholic")] == pytest.approx(0.8)
+    assert [d for k, d in ev if k == "output"][0]["seconds"] == pytest.approx(4.0, abs=0.02)
+
+
+@pytest.mark.parametrize("params, msg", [
+    ({"text": "  "}, "Type some text"),
+    ({"text": "x" * 2001}, "limit"),
+    ({"text": "hi", "emotion": {"bored": 1}}, "unknown emotion"),
+    ({"text": "hi", "emotion": {"happy": 2}}, "between"),
+    ({"text": "hi", "voice": "zoe"}, "unknown voice"),
+    ({"text": "hi there you", "duration": "seconds", "seconds": 0.3, }, None),
+    ({"text": " ".join(["word"] * 20), "duration": "seconds", "seconds": 0.3}, "too short"),
+    ({"text": "hi", "duration": "speed", "speed": 9}, "between"),
+    ({"text": "?!?"}, "nothing to say"),
+])
+def test_bad_params_are_plain_errors(bundle, params, msg):
+    s = SpeechSession(bundle, "cpu")
+    if msg is None:
+        s.start(params)
+        return
+    with pytest.raises(ParamError, match=msg):
+        s.start(params)
+
+
+def test_two_sessions_do_not_share_a_cache(bundle):
+    a, b = SpeechSession(bundle, "cpu"), SpeechSession(bundle, "cpu")
+    a.start({"text": "Alpha beta gamma delta.", "seed": 3})
+    solo = [d for k, d in run(a) if k == "output"][0]["audio"]
+    a, b = SpeechSession(bundle, "cpu"), SpeechSession(bundle, "cpu")
+    a.start({"text": "Alpha beta gamma delta.", "seed": 3})
+    torch.manual_seed(3)  # the same dropout stream as the solo run for `a`'s steps
+    b.start({"text": "Something else entirely, and longer.", "seed": 4})
+    a.step()
+    b.step()
+    assert a.caches is not b.caches and a.caches[0] is not b.caches[0]
+    assert len(solo) > 0
+
+
+# ---- data script and training ----------------------------------------------------------------
+def test_teacher_groups_map_onto_our_words():
+    from models.speech.data import assign_words
+    groups = [(100, 0, 2), (200, 0, 4), (300, 0, 5), (250, 0, 5), (400, 50, 8)]  # "with the" joined
+    words = ["he ", "went ", "ahead ", "with ", "the ", "project."]
+    got = assign_words(groups, words)
+    assert got is not None and len(got) == 6
+    assert sum(d for d, _ in got) == pytest.approx(1250)
+    assert got[3][0] + got[4][0] == pytest.approx(250) and got[5] == (400, 50)
+
+
+def test_one_training_step_lowers_the_loss():
+    from models.speech.train import Corpus, collate
+    items = []
+    for k in range(4):
+        s = "a small test sentence." if k % 2 else "another one, here."
+        e = frontend.encode(s)
+        wf = np.full(len(e.words), 10)
+        items.append(dict(frames=_frames(int(wf.sum())).astype(np.float16), word_frames=wf, pause_frames=np.zeros_like(wf),
+                          ids=np.array(e.ids), spans=np.array(e.words), text=s))
+    z = {"frames": np.concatenate([i["frames"] for i in items]),
+         "frame_off": np.cumsum([0] + [len(i["frames"]) for i in items]),
+         "word_frames": np.concatenate([i["word_frames"] for i in items]),
+         "pause_frames": np.concatenate([i["pause_frames"] for i in items]),
+         "word_off": np.cumsum([0] + [len(i["word_frames"]) for i in items]),
+         "ids": np.concatenate([i["ids"] for i in items]), "id_off": np.cumsum([0] + [len(i["ids"]) for i in items]),
+         "spans": np.concatenate([i["spans"] for i in items]), "texts": np.array([i["text"] for i in items])}
+    corpus = Corpus(z, seed=1)
+    batch = collate([corpus.item(i, np.zeros(8, np.float32), 0) for i in range(4)])
+    torch.manual_seed(0)
+    m = SpeechModel(SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, prenet_dropout=0.0))
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    first = None
+    for _ in range(15):
+        loss = m(batch)["loss"]
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(m(batch)["loss"].detach()) < 0.8 * first
