@@ -77,6 +77,7 @@ class SpeechPanel(Panel):
         self.takes: list[SpeechTake] = []
         self.steers_sent = 0
         self._heard_all = True  # playhead hidden, nothing left to hear
+        self._stopped_job: str | None = None  # Stop was pressed: its late events are dropped
         self._pending_steer: dict | None = None
         self._reset_take_state()
 
@@ -262,6 +263,7 @@ class SpeechPanel(Panel):
         self.plots.set_playhead(None)
         self._replaying = False
         if self.job:
+            self._stopped_job = self.job  # chunks already on their way must not start playback again
             self.stop_job()
         self._sync_buttons()
 
@@ -283,6 +285,8 @@ class SpeechPanel(Panel):
     # ---- events -----------------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
         d = ev.data
+        if ev.job == self._stopped_job and not ev.terminal:
+            return
         if ev.kind == "progress" and "total" in d:
             self._on_progress(d)
         elif ev.kind == "partial" and "audio" in d:

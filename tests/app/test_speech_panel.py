@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from app.settings import Settings
+from engine.protocol import Event
 from widgets.emotions import EMOTIONS, PRESETS, emotion_summary, parse_emotions
 from widgets.speech_plots import ENVELOPE_BLOCK, SpeechTrace, envelope
 
@@ -181,8 +182,14 @@ def test_slider_moved_mid_take_steers_the_next_chunks(qtbot, panel):
 def test_stop_cancels_the_take(qtbot, panel):
     assert _say(panel, "This one is long and gets stopped.", seconds=20.0)
     qtbot.waitUntil(lambda: panel.plots.trace.chunks >= 2, timeout=5000)
+    job, n = panel.job, panel.plots.trace.chunks
     with qtbot.waitSignal(panel.jobEnded, timeout=5000) as ended:
         panel.stop_btn.click()
+        # a chunk already on its way when Stop was pressed is dropped, not played
+        late = {"chunk": 99, "t0": 9.0, "audio": np.ones(3840, np.float32), "f0": np.zeros(24, np.float32),
+                "spec": np.zeros((24, 64), np.float32)}
+        panel.on_event(Event(job, "partial", 999, late))
+        assert panel.audio.written == 0 and panel.plots.trace.chunks == n
     assert ended.args[1] == "cancelled"
     assert panel.status.text() == "Stopped." and not panel.takes and panel.audio.written == 0
     n = panel.plots.trace.chunks
