@@ -318,7 +318,7 @@ class SpeechPanel(Panel):
         self.progress.setRange(0, total + 1)
         self.progress.setValue(min(done, total))
         planned = float(d.get("seconds_planned", 0.0))
-        self.progress.setFormat(f"{done / 100:.1f} / {planned:.1f} s" if planned else "%p%")
+        self.progress.setFormat(f"{planned * min(done, total) / total:.1f} / {planned:.1f} s" if planned else "%p%")
         if planned:
             self._planned = planned
             self.plots.set_planned(planned)

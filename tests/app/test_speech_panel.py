@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from PySide6.QtCore import Qt
 
 from app.settings import Settings
 from engine.protocol import Event
@@ -212,8 +213,11 @@ def test_bad_text_shows_inline_and_loses_nothing_typed(qtbot, panel):
     assert not panel.takes
     panel.text.setPlainText("   \n ")
     panel.error_box.clear()
-    assert panel.speak() is None and panel.job is None  # empty: refused here, nothing sent
-    assert "Type some text" in panel.error_box.label.text()
+    panel.activateWindow()
+    panel.text.setFocus()
+    qtbot.keyClick(panel.text, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # the Speak shortcut
+    assert panel.job is None and panel.error_box.isVisible()  # empty: refused here, nothing sent
+    assert "Type some text" in panel.error_box.label.text() and panel.text.toPlainText() == "   \n "
     with pytest.raises(ValueError):
         panel.export_wav("nothing.wav")
     assert "Nothing to export" in panel.error_box.label.text()
