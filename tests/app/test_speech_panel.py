@@ -208,7 +208,7 @@ def test_bad_text_shows_inline_and_loses_nothing_typed(qtbot, panel):
     with qtbot.waitSignal(panel.jobEnded, timeout=5000) as ended:
         assert panel.speak()
     assert ended.args[1] == "error"
-    assert panel.error_box.isVisible() and "too long" in panel.error_box.label.text()
+    assert panel.error_box.isVisible() and "2250 characters long" in panel.error_box.label.text()
     assert panel.text.toPlainText() == long_text and panel.sliders.values()[0]["afraid"] == 0.7
     assert not panel.takes
     panel.text.setPlainText("   \n ")
