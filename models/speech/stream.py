@@ -186,7 +186,9 @@ class SpeechSession(StreamSession):
         # this session's own KV cache, sized to the sentence (sessions share the model; attention
         # cost grows with the cache length, so no oversized static cache)
         dec = self.bundle.model.decoder
-        dec.setup_cache(1, max_len=len(self.char_pos) + 8)
+        # room for a steer that slows the rest of the sentence down (slowest profile mix ~1.8x)
+        self.cache_len = min(8192, int(len(self.char_pos) * 2.2) + 32)
+        dec.setup_cache(1, max_len=self.cache_len)
         self.caches = [b.attn.kv_cache for b in dec.blocks]
 
     def _attach(self) -> None:
@@ -226,7 +228,8 @@ class SpeechSession(StreamSession):
         self._attach()
         with torch.inference_mode():
             for _ in range(CHUNK_STEPS):
-                if self.t >= len(self.char_pos):
+                if self.t >= len(self.char_pos) or self.t >= self.cache_len:
+                    self.t = len(self.char_pos)  # (a sentence never outgrows its cache)
                     break
                 t = self.t
                 x = m.step_inputs(self.plans[self.sent].enc, self.char_pos[None, t:t + 1], self.pos_feats[None, t:t + 1],

@@ -86,13 +86,29 @@ def unpack(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return f0, frames[:, 2:2 + N_SP], frames[:, 2 + N_SP:]
 
 
+def upsample2(frames: np.ndarray) -> np.ndarray:
+    """10 ms frames -> 5 ms frames (linear; a half frame is voiced when both neighbours are)."""
+    T = len(frames)
+    src = np.arange(2 * T) / 2.0
+    i0 = np.floor(src).astype(int)
+    i1 = np.minimum(i0 + 1, T - 1)
+    w = (src - i0)[:, None]
+    out = frames[i0] * (1 - w) + frames[i1] * w
+    out[:, 1] = frames[i0, 1] * frames[i1, 1]
+    return out
+
+
 def synthesize(frames: np.ndarray) -> np.ndarray:
-    """(T, N_FEAT) frames -> float32 audio at 16 kHz (T * 160 samples)."""
+    """(T, N_FEAT) frames -> float32 audio at 16 kHz (T * 160 samples).
+
+    Synthesis runs at 5 ms (frames linearly interpolated): WORLD places pulses and interpolates the
+    envelope per synthesis frame, and at 10 ms the speech smears (Whisper tiny.en WER on the
+    teacher's own analysed frames: 27 % synthesised at 10 ms, 14 % at 5 ms; teacher audio 8.5 %)."""
     pw = pyworld()
-    f0, csp, cap = unpack(frames)
+    f0, csp, cap = unpack(upsample2(np.asarray(frames, np.float64)))
     sp = pw.decode_spectral_envelope(np.ascontiguousarray(csp), FS, FFT)
     ap = pw.decode_aperiodicity(np.ascontiguousarray(np.minimum(cap, -1e-3)), FS, FFT)
-    y = pw.synthesize(np.ascontiguousarray(f0), sp, ap, FS, FRAME_MS)
+    y = pw.synthesize(np.ascontiguousarray(f0), sp, ap, FS, FRAME_MS / 2)
     n = len(frames) * HOP
     y = y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
     return y.astype(np.float32)

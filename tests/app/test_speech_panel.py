@@ -256,3 +256,35 @@ def test_cli_writes_the_take_as_wav(speech_engine, tmp_path, capsys, monkeypatch
     assert f"{out}: 0.96 s at 16000 Hz (voice jo, happy 80 · calm 20)" in printed
     rc = main(["--connect", speech_engine.endpoint, "speech", "Hi.", "--voice", "bob", "--task", TASK, "-o", str(out)])
     assert rc == 1 and "unknown voice 'bob'" in capsys.readouterr().err
+
+
+# ---- the product's own model (assets/speech) --------------------------------------------------------
+def test_panel_speaks_with_the_shipped_model(qtbot, speech_engine, monkeypatch, tmp_path):
+    """The real "speech" task end to end: a 2 s take of the trained model streams into the panel,
+    with voiced pitch in a speaking range; the CLI writes the same task's WAV."""
+    from app.bridge import EngineBridge
+    from app.cli import main
+    from app.speech_panel import SpeechPanel
+
+    monkeypatch.setenv("WEFT_AUDIO", "none")
+    bridge = EngineBridge()
+    bridge.connect_to(speech_engine.endpoint)
+    p = SpeechPanel(bridge, Settings())
+    qtbot.addWidget(p)
+    try:
+        p.sliders.apply_preset("Excited")
+        assert _say(p, "The weather is lovely today.", seconds=2.0)
+        qtbot.waitUntil(lambda: len(p.takes) == 1, timeout=90000)  # includes loading the weights
+        take = p.takes[0]
+        assert take.audio.size == 32000 and np.isfinite(take.audio).all()
+        assert np.sqrt(np.mean(take.audio ** 2)) > 0.01  # not silence
+        voiced = take.f0[take.f0 > 0]
+        assert len(voiced) > 40 and 70 < np.median(voiced) < 400
+        assert p.plots.trace.chunks >= 8  # streamed in ~0.24 s chunks, not at once
+    finally:
+        p.stop()
+        bridge.disconnect_engine()
+    out = tmp_path / "real.wav"
+    assert main(["--connect", speech_engine.endpoint, "speech", "Hello.", "--speed", "0.8", "-o", str(out)]) == 0
+    data, rate = sf.read(out)
+    assert rate == 16000 and 0.2 < len(data) / rate < 3.0
