@@ -42,6 +42,7 @@ class SpeechConfig:
     step: int = 2  # frames per decoder step
     n_feat: int = world.N_FEAT
     max_steps: int = 1024  # longest sentence the decoder cache holds (20 s)
+    vuv_layers: int = 2  # non-autoregressive voicing planner
     prenet_dropout: float = 0.5
     dropout: float = 0.0
 
@@ -67,6 +68,15 @@ class SpeechModel(nn.Module):
         self.pos_proj = nn.Linear(N_POS, d)
         self.decoder = Transformer(TransformerConfig(vocab_size=0, n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=d,
                                                      max_seq_len=cfg.max_steps, dropout=cfg.dropout, n_out=fin))
+        # Voicing planner: bidirectional over the sentence's steps, from text and positions only
+        # (never from fed-back frames), so free-running decoding cannot drift into whisper or buzz.
+        self.vuv_net = Transformer(TransformerConfig(vocab_size=0, n_layer=cfg.vuv_layers, n_head=cfg.enc_heads, d_model=de,
+                                                     max_seq_len=cfg.max_steps, dropout=cfg.dropout, n_out=cfg.step))
+        self.vuv_pos = nn.Linear(N_POS, de)
+        self.vuv_style = nn.Linear(d, de)
+        self.vuv_in = nn.Linear(cfg.step, d)
+        nn.init.zeros_(self.vuv_in.weight)  # added to a trained decoder without disturbing it
+        nn.init.zeros_(self.vuv_in.bias)
         self.register_buffer("feat_mean", torch.zeros(cfg.n_feat))
         self.register_buffer("feat_std", torch.ones(cfg.n_feat))
 
@@ -97,18 +107,44 @@ class SpeechModel(nn.Module):
         g = self.style(voice, emotion)[:, None].expand(-1, pooled.shape[1], -1)
         return self.dur_head(torch.cat([pooled, g], -1)).squeeze(-1)
 
-    def step_inputs(self, enc, char_pos, pos_feats, style, prev) -> torch.Tensor:
-        """Decoder input embeddings. char_pos: (B, S) fractional char index; pos_feats: (B, S, N_POS);
-        style: (B, S, d); prev: (B, S, step*n_feat) normalised previous-step frames."""
+    @staticmethod
+    def text_at(enc, char_pos) -> torch.Tensor:
+        """Encoder states (B, L, de) linearly interpolated at fractional char positions (B, S)."""
         lo = char_pos.floor().long().clamp(0, enc.shape[1] - 1)
         hi = (lo + 1).clamp(max=enc.shape[1] - 1)
         w = (char_pos - lo.float()).clamp(0, 1)[..., None]
         gather = lambda idx: torch.gather(enc, 1, idx[..., None].expand(-1, -1, enc.shape[-1]))  # noqa: E731
-        text = gather(lo) * (1 - w) + gather(hi) * w
-        return self.prenet(prev) + self.text_proj(text) + self.pos_proj(pos_feats) + style
+        return gather(lo) * (1 - w) + gather(hi) * w
+
+    def voicing(self, enc, char_pos, pos_feats, style, n_steps: torch.Tensor | None = None) -> torch.Tensor:
+        """Voicing logits (B, S, step) for a whole planned sentence at once."""
+        x = self.text_at(enc, char_pos) + self.vuv_pos(pos_feats) + self.vuv_style(style)
+        S = x.shape[1]
+        if n_steps is None:
+            mask = torch.ones(S, S, dtype=torch.bool, device=x.device)
+        else:
+            valid = torch.arange(S, device=x.device)[None] < n_steps[:, None]
+            mask = valid[:, None, None, :].expand(-1, 1, S, S)
+        return self.vuv_net(embeds=x, mask=mask)
+
+    def step_inputs(self, enc, char_pos, pos_feats, style, prev, vuv) -> torch.Tensor:
+        """Decoder input embeddings. char_pos: (B, S) fractional char index; pos_feats: (B, S, N_POS);
+        style: (B, S, d); prev: (B, S, step*n_feat) normalised previous-step frames; vuv: (B, S, step)
+        the planned voicing (0/1) of this step's frames."""
+        text = self.text_at(enc, char_pos)
+        return self.prenet(prev) + self.text_proj(text) + self.pos_proj(pos_feats) + style + self.vuv_in(vuv)
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         return (frames - self.feat_mean) / self.feat_std
+
+    def ar_input(self, frames_norm: torch.Tensor) -> torch.Tensor:
+        """Normalised frames (B, S*step, n_feat) -> the decoder's feedback input (B, S, step*n_feat)
+        with the voicing flag blanked: fed back, a 0/1 flag locks free-running decoding into
+        whisper (all unvoiced) or buzz; the envelope and F0 still tell the decoder what it said."""
+        B = frames_norm.shape[0]
+        f = frames_norm.clone()
+        f[..., 1] = 0.0
+        return f.reshape(B, -1, self.cfg.step * self.cfg.n_feat)
 
     def denormalize_out(self, out: torch.Tensor) -> torch.Tensor:
         """Decoder output (B, S, step*n_feat) -> frames (B, S*step, n_feat) in feature units; the
@@ -129,11 +165,15 @@ class SpeechModel(nn.Module):
         dur_loss = (F.mse_loss(logd, torch.log(batch["word_frames"].float().clamp(min=1)), reduction="none") * wmask).sum() / wmask.sum()
         tgt = self.normalize(batch["frames"])  # (B, S*step, n_feat)
         B, S = batch["char_pos"].shape
-        tgt_steps = tgt.view(B, S, cfg.step * cfg.n_feat)
+        tgt_steps = self.ar_input(tgt)
         prev = torch.cat([torch.zeros_like(tgt_steps[:, :1]), tgt_steps[:, :-1]], 1)
         prev = prev + 0.1 * torch.randn_like(prev)  # small input noise against exposure bias
         style = self.style(batch["voice"], batch["emotion"])[:, None].expand(-1, S, -1)
-        x = self.step_inputs(enc, batch["char_pos"], batch["pos_feats"], style, prev)
+        vuv_steps = batch["frames"][..., 1].view(B, S, cfg.step)
+        step_mask = batch["frame_mask"].view(B, S, cfg.step)
+        plan = self.voicing(enc, batch["char_pos"], batch["pos_feats"], style, step_mask[..., 0].sum(1).long())
+        vuv_plan = (F.binary_cross_entropy_with_logits(plan, vuv_steps, reduction="none") * step_mask).sum() / step_mask.sum()
+        x = self.step_inputs(enc, batch["char_pos"], batch["pos_feats"], style, prev, vuv_steps)
         out = self.decoder(embeds=x).view(B, S * cfg.step, cfg.n_feat)
         fmask = batch["frame_mask"][..., None]  # (B, S*step, 1)
         vuv_t = batch["frames"][..., 1]
@@ -141,8 +181,8 @@ class SpeechModel(nn.Module):
         lf0 = (((out[..., 0] - tgt[..., 0]) ** 2) * fmask[..., 0] * (0.3 + vuv_t)).sum() / n
         vuv = (F.binary_cross_entropy_with_logits(out[..., 1], vuv_t, reduction="none") * fmask[..., 0]).sum() / n
         spec = ((out[..., 2:] - tgt[..., 2:]).abs() * fmask).sum() / (n * (cfg.n_feat - 2))
-        loss = spec + 0.5 * lf0 + 0.2 * vuv + 0.2 * dur_loss
-        return dict(loss=loss, spec=spec, lf0=lf0, vuv=vuv, dur=dur_loss)
+        loss = spec + 0.5 * lf0 + 0.2 * vuv + 0.2 * dur_loss + 0.3 * vuv_plan
+        return dict(loss=loss, spec=spec, lf0=lf0, vuv=vuv, dur=dur_loss, vuv_plan=vuv_plan)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

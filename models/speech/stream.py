@@ -196,10 +196,17 @@ class SpeechSession(StreamSession):
             b.attn.kv_cache = c
 
     def _layout(self, p: Plan) -> None:
+        """Per-step inputs of the sentence for its current word lengths, and its voicing plan
+        (for the current emotion; steps already decoded keep theirs)."""
         widx, prog, feats = position_features(p.word_frames, self.bundle.cfg.step)
         self.widx = widx
         self.char_pos = torch.from_numpy(char_positions(p.spans, widx, prog)).to(self.device)
         self.pos_feats = torch.from_numpy(feats).to(self.device)
+        m = self.bundle.model
+        with torch.inference_mode():
+            style = m.style(self.voice_id, torch.from_numpy(self.v)[None].to(self.device))[:, None]
+            S = len(self.char_pos)
+            self.vuv_plan = (m.voicing(p.enc, self.char_pos[None], self.pos_feats[None], style.expand(-1, S, -1))[0] > 0).float()
 
     # ---- streaming --------------------------------------------------------------------------
     def steer(self, params: dict) -> None:
@@ -232,11 +239,13 @@ class SpeechSession(StreamSession):
                     self.t = len(self.char_pos)  # (a sentence never outgrows its cache)
                     break
                 t = self.t
+                vuv = self.vuv_plan[None, t:t + 1]
                 x = m.step_inputs(self.plans[self.sent].enc, self.char_pos[None, t:t + 1], self.pos_feats[None, t:t + 1],
-                                  style, self.prev)
+                                  style, self.prev, vuv)
                 out = m.decoder(embeds=x, input_pos=torch.tensor([t], device=self.device))
                 f = m.denormalize_out(out)  # (1, step, n_feat)
-                self.prev = m.normalize(f).reshape(1, 1, -1)
+                f[..., 1] = vuv[0]  # the planned voicing decides (the decoder's own flag is only a training signal)
+                self.prev = m.ar_input(m.normalize(f))
                 frames.append(f[0].cpu().numpy())
                 self.t += 1
                 self.word_started = int(self.widx[t]) + 1

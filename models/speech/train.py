@@ -145,8 +145,13 @@ def main(argv=None) -> int:
     step = 0
     if ckpt.exists() and not args.fresh:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+        if unexpected:
+            raise RuntimeError(f"checkpoint has parameters this model lacks: {unexpected[:5]}")
+        if missing:  # a model grown by new modules: warm start, fresh optimizer, same schedule position
+            print(json.dumps({"warm_start": "new parameters", "missing": missing}), flush=True)
+        else:
+            opt.load_state_dict(state["opt"])
         step = int(state["step"])
     net = model
     if world_size > 1:
