@@ -131,8 +131,12 @@ class SpeechModel(nn.Module):
         """Decoder input embeddings. char_pos: (B, S) fractional char index; pos_feats: (B, S, N_POS);
         style: (B, S, d); prev: (B, S, step*n_feat) normalised previous-step frames; vuv: (B, S, step)
         the planned voicing (0/1) of this step's frames."""
-        text = self.text_at(enc, char_pos)
-        return self.prenet(prev) + self.text_proj(text) + self.pos_proj(pos_feats) + style + self.vuv_in(vuv)
+        return self.prenet(prev) + self.step_cond(enc, char_pos, pos_feats, style, vuv)
+
+    def step_cond(self, enc, char_pos, pos_feats, style, vuv) -> torch.Tensor:
+        """The part of the decoder input that does not depend on fed-back frames (computed for a
+        whole sentence at once when streaming)."""
+        return self.text_proj(self.text_at(enc, char_pos)) + self.pos_proj(pos_feats) + style + self.vuv_in(vuv)
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         return (frames - self.feat_mean) / self.feat_std

@@ -207,6 +207,8 @@ class SpeechSession(StreamSession):
             style = m.style(self.voice_id, torch.from_numpy(self.v)[None].to(self.device))[:, None]
             S = len(self.char_pos)
             self.vuv_plan = (m.voicing(p.enc, self.char_pos[None], self.pos_feats[None], style.expand(-1, S, -1))[0] > 0).float()
+            self.cond = m.step_cond(p.enc, self.char_pos[None], self.pos_feats[None], style.expand(-1, S, -1), self.vuv_plan[None])
+            self.positions = torch.arange(S, device=self.device)
 
     # ---- streaming --------------------------------------------------------------------------
     def steer(self, params: dict) -> None:
@@ -231,7 +233,6 @@ class SpeechSession(StreamSession):
         m, cfg = self.bundle.model, self.bundle.cfg
         t_start = time.perf_counter()
         frames = []
-        style = m.style(self.voice_id, torch.from_numpy(self.v)[None].to(self.device))[:, None]
         self._attach()
         with torch.inference_mode():
             for _ in range(CHUNK_STEPS):
@@ -239,14 +240,12 @@ class SpeechSession(StreamSession):
                     self.t = len(self.char_pos)  # (a sentence never outgrows its cache)
                     break
                 t = self.t
-                vuv = self.vuv_plan[None, t:t + 1]
-                x = m.step_inputs(self.plans[self.sent].enc, self.char_pos[None, t:t + 1], self.pos_feats[None, t:t + 1],
-                                  style, self.prev, vuv)
-                out = m.decoder(embeds=x, input_pos=torch.tensor([t], device=self.device))
+                x = m.prenet(self.prev) + self.cond[:, t:t + 1]
+                out = m.decoder(embeds=x, input_pos=self.positions[t:t + 1])
                 f = m.denormalize_out(out)  # (1, step, n_feat)
-                f[..., 1] = vuv[0]  # the planned voicing decides (the decoder's own flag is only a training signal)
+                f[..., 1] = self.vuv_plan[t]  # the planned voicing decides (the decoder's own flag is a training signal)
                 self.prev = m.ar_input(m.normalize(f))
-                frames.append(f[0].cpu().numpy())
+                frames.append(f[0])
                 self.t += 1
                 self.word_started = int(self.widx[t]) + 1
         self.decode_s += time.perf_counter() - t_start
@@ -258,13 +257,14 @@ class SpeechSession(StreamSession):
             self._start_sentence()
         if not frames:
             return self._finish() if last else []
-        fr = np.concatenate(frames).astype(np.float32)
+        fr = torch.cat(frames).cpu().numpy().astype(np.float32)
         audio = self.synth.push(fr, final=last)
         if last:
             audio = np.concatenate([audio, self.synth.flush()])
         f0, _, _ = world.unpack(fr)
+        spec, energy = world.plot_features(fr)
         data = {"chunk": self.chunk_no, "t0": self.t_audio, "audio": audio, "f0": f0.astype(np.float32),
-                "spec": world.spectrogram_bands(fr), "energy": world.frame_energy_db(fr),
+                "spec": spec, "energy": energy,
                 "frame_period": world.FRAME_MS / 1000, "sample_rate": world.FS}
         if self.t_first is None:
             self.t_first = time.perf_counter() - self.t0

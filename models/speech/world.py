@@ -183,20 +183,14 @@ def warp_map(alpha: float) -> tuple[np.ndarray, np.ndarray]:
     return (coded[1:] - b).astype(np.float32), b.astype(np.float32)
 
 
-def spectrogram_bands(frames: np.ndarray, n_bands: int = 64) -> np.ndarray:
-    """(T, N_FEAT) -> (T, n_bands) log power in dB on a mel-like axis (for plotting)."""
+def plot_features(frames: np.ndarray, n_bands: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(T, N_FEAT) -> spectrogram (T, n_bands) in dB on a mel-like axis, and energy (T,) in dB
+    (the envelope's mean power), for the panel's plots; the envelope is decoded once."""
     pw = pyworld()
     _, csp, _ = unpack(frames)
     sp = pw.decode_spectral_envelope(np.ascontiguousarray(csp), FS, FFT)
     mel = np.linspace(0, 2595 * np.log10(1 + (FS / 2) / 700), n_bands)
     hz = 700 * (10 ** (mel / 2595) - 1)
     idx = np.clip(np.round(hz / (FS / 2) * (FFT // 2)).astype(int), 0, FFT // 2)
-    return (10 * np.log10(sp[:, idx] + 1e-12)).astype(np.float32)
-
-
-def frame_energy_db(frames: np.ndarray) -> np.ndarray:
-    """Per-frame energy in dB from the coded envelope's mean log power."""
-    pw = pyworld()
-    _, csp, _ = unpack(frames)
-    sp = pw.decode_spectral_envelope(np.ascontiguousarray(csp), FS, FFT)
-    return (10 * np.log10(sp.mean(1) + 1e-12)).astype(np.float32)
+    spec = (10 * np.log10(sp[:, idx] + 1e-12)).astype(np.float32)
+    return spec, (10 * np.log10(sp.mean(1) + 1e-12)).astype(np.float32)
