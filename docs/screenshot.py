@@ -18,6 +18,9 @@ def main() -> int:
     ap.add_argument("--tab", default="")
     ap.add_argument("--wait-ms", type=int, default=4000, help="after the engine is ready")
     ap.add_argument("--theme", default="dark")
+    ap.add_argument("--speak", default="", help="Speech tab: text to speak once the engine is ready")
+    ap.add_argument("--preset", default="", help="Speech tab: emotion preset for --speak")
+    ap.add_argument("--mid-ms", type=int, default=0, help="also grab <out>-mid.png this long after --speak")
     args = ap.parse_args()
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -41,8 +44,21 @@ def main() -> int:
         win.close()
         app.quit()
 
+    def grab_mid():
+        mid = args.out.replace(".png", "-mid.png")
+        win.grab().save(mid)
+        print("saved", mid)
+
     def on_ready(_):
         win.bridge.request_status()
+        if args.speak:
+            panel = win.tabs.currentWidget()
+            panel.text.setPlainText(args.speak)
+            if args.preset:
+                panel.sliders.apply_preset(args.preset)
+            panel.speak()
+            if args.mid_ms:
+                QTimer.singleShot(args.mid_ms, grab_mid)
         QTimer.singleShot(args.wait_ms, grab)
 
     win.supervisor.ready.connect(on_ready)
