@@ -85,7 +85,7 @@ class SpeechSession(StreamSession):
 
     # ---- params -----------------------------------------------------------------------------
     @staticmethod
-    def _emotion(params: dict) -> tuple[np.ndarray, dict]:
+    def _emotion(params: dict) -> tuple[np.ndarray, dict, float]:
         emo = params.get("emotion") or {}
         if not isinstance(emo, dict):
             raise ParamError("emotion must be a mapping of emotion names to values between 0 and 1")
@@ -94,7 +94,7 @@ class SpeechSession(StreamSession):
                 raise ParamError(f"unknown emotion '{name}'; emotions are: {', '.join(prosody.EMOTIONS)}")
             check_range({"v": w}, "v", 0.0, 1.0, 0.0)
         alpha = check_range(params, "alpha", 0.0, 1.0, 1.0)
-        return prosody.vector({k: float(v) for k, v in emo.items()}, alpha), dict(emo)
+        return prosody.vector({k: float(v) for k, v in emo.items()}, alpha), dict(emo), alpha
 
     def start(self, params: dict):
         with torch_threads(1):
@@ -109,7 +109,7 @@ class SpeechSession(StreamSession):
         voice = params.get("voice", "joe")
         if voice not in prosody.VOICE_NAMES:
             raise ParamError(f"unknown voice '{voice}'; voices are: {', '.join(prosody.VOICE_NAMES)}")
-        self.v, self.emotion = self._emotion(params)
+        self.v, self.emotion, self.alpha = self._emotion(params)
         self.mode = params.get("duration", "auto")
         if self.mode not in ("auto", "seconds", "speed"):
             raise ParamError("duration must be 'auto', 'seconds' or 'speed'")
@@ -142,7 +142,7 @@ class SpeechSession(StreamSession):
         self.synth = world.StreamingSynth()
         self.chunks: list[dict] = []
         self.chunk_no, self.t_audio = 0, 0.0
-        self.t0, self.t_first, self.decode_s = time.perf_counter(), None, 0.0
+        self.t0, self.t_first = time.perf_counter(), None
         self.frames_done = 0
         return [("progress", self._progress())]
 
@@ -214,16 +214,13 @@ class SpeechSession(StreamSession):
     def steer(self, params: dict) -> None:
         if "emotion" not in params and "alpha" not in params:
             raise ParamError("speech can be steered with 'emotion' and 'alpha'")
-        merged = {"emotion": params.get("emotion", self.emotion), "alpha": params.get("alpha", self._alpha())}
-        self.v, self.emotion = self._emotion(merged)
-        self._alpha_value = merged["alpha"]
+        merged = {"emotion": params.get("emotion", self.emotion), "alpha": params.get("alpha", self.alpha)}
+        self.v, self.emotion, self.alpha = self._emotion(merged)
         if self.sent < len(self.plans):
             self.word_started = int(self.widx[min(self.t, len(self.widx) - 1)]) + 1 if self.t else 0
-            self._replan()
-            self._layout(self.plans[self.sent])
-
-    def _alpha(self) -> float:
-        return getattr(self, "_alpha_value", 1.0)
+            with torch_threads(1):
+                self._replan()
+                self._layout(self.plans[self.sent])
 
     def step(self):
         with torch_threads(1):  # one thread: faster for this small model on a busy 2-core machine
@@ -231,7 +228,6 @@ class SpeechSession(StreamSession):
 
     def _step(self):
         m, cfg = self.bundle.model, self.bundle.cfg
-        t_start = time.perf_counter()
         frames = []
         self._attach()
         with torch.inference_mode():
@@ -248,7 +244,6 @@ class SpeechSession(StreamSession):
                 frames.append(f[0])
                 self.t += 1
                 self.word_started = int(self.widx[t]) + 1
-        self.decode_s += time.perf_counter() - t_start
         sentence_done = self.t >= len(self.char_pos)
         last = sentence_done and self.sent == len(self.plans) - 1
         if sentence_done and not last:
