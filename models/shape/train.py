@@ -103,6 +103,26 @@ def evaluate(model: ShapeGPT, ds: sd.ShapeData, idx: np.ndarray, cfg: ShapeConfi
     return {"val_ar": ar_sum / max(n, 1), "val_leaf": leaf_sum / max(n, 1)}
 
 
+class Examples(torch.utils.data.IterableDataset):
+    """Endless training examples made in DataLoader worker processes (augmentation, octree
+    serialisation and sketch rendering are numpy work that would otherwise starve a GPU)."""
+
+    def __init__(self, ds: sd.ShapeData, idx: np.ndarray, cfg: ShapeConfig, seed: int):
+        self.ds, self.idx, self.cfg, self.seed = ds, idx, cfg, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        while True:
+            ex = sample_inputs(self.ds, int(rng.choice(self.idx)), rng, self.cfg)
+            if ex is not None:
+                yield ex
+
+
+def _as_is(ex):
+    return ex
+
+
 def export(model: ShapeGPT, cfg: ShapeConfig, meta: dict, out: Path) -> None:
     save_weights(model, out, {"shape": cfg.__dict__}, meta)
 
@@ -115,12 +135,19 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=60)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--save-every", type=int, default=50)
-    p.add_argument("--data", default=None, help="shapes.npz (default <cache>/shape/shapes.npz)")
+    p.add_argument("--data", default=None, help="a shapes_*.npz or a folder of them (default: the cache dir)")
     p.add_argument("--run-dir", default=str(REPO / "runs" / "shape"))
     p.add_argument("--out", default=str(asset("shape", "shape.safetensors")))
     p.add_argument("--resume", action="store_true", help="continue from <run-dir>/ckpt.pt")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--minutes", type=float, default=0.0, help="wall-clock cap (0: none); the cosine ends there")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader processes making examples (0: in-process)")
+    p.add_argument("--keep-last", action="store_true", help="export the last step, not the best held-out one")
+    p.add_argument("--d-model", type=int, default=ShapeConfig.d_model)
+    p.add_argument("--n-layer", type=int, default=ShapeConfig.n_layer)
+    p.add_argument("--n-head", type=int, default=ShapeConfig.n_head)
+    p.add_argument("--dropout", type=float, default=ShapeConfig.dropout)
     a = p.parse_args(argv)
 
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -135,9 +162,12 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(asctime)s %(message)s",
                         handlers=[logging.StreamHandler(sys.stdout), logging.FileHandler(run_dir / "train.log")])
 
-    ds = sd.ShapeData(a.data)
+    data = a.data
+    if data and Path(data).is_dir():  # a folder of shapes_*.npz (e.g. carried to a GPU machine)
+        data = sorted(Path(data).glob("shapes_*.npz"))
+    ds = sd.ShapeData(data)
     train_idx, val_idx = ds.indices(False), ds.indices(True)[:48]
-    cfg = ShapeConfig()
+    cfg = ShapeConfig(d_model=a.d_model, n_layer=a.n_layer, n_head=a.n_head, dropout=a.dropout)
     torch.manual_seed(a.seed)
     model = ShapeGPT(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
@@ -152,17 +182,25 @@ def main(argv=None) -> int:
     log.info("%d train / %d held-out shapes; %.2fM parameters; %s", len(train_idx), int((ds.split == 1).sum()),
              sum(p.numel() for p in model.parameters()) / 1e6, device)
     rng = np.random.default_rng(a.seed * 1000 + rank + step * 7919)
+    examples = None
+    if a.workers > 0:
+        examples = iter(torch.utils.data.DataLoader(Examples(ds, train_idx, cfg, a.seed * 1000 + rank + step * 7919),
+                                                    batch_size=None, collate_fn=_as_is, num_workers=a.workers,
+                                                    prefetch_factor=8, persistent_workers=True))
     model.train()
     t0 = time.time() - t_spent
     ema = None
-    while step < a.steps:
-        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
+    best = float("inf")
+    while step < a.steps and (a.minutes <= 0 or time.time() - t0 < 60 * a.minutes):
+        # cosine over `--steps`, or over the wall-clock cap when that comes first
+        frac = step / a.steps if a.minutes <= 0 else max(step / a.steps, (time.time() - t0) / (60 * a.minutes))
+        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr
         n = 0
         ar_tot, leaf_tot = 0.0, 0.0
         while n < a.batch:
-            ex = sample_inputs(ds, int(rng.choice(train_idx)), rng, cfg)
+            ex = next(examples) if examples is not None else sample_inputs(ds, int(rng.choice(train_idx)), rng, cfg)
             if ex is None:
                 continue
             ar, leaf, k = losses(model, ex, device)
@@ -185,18 +223,24 @@ def main(argv=None) -> int:
         if step % 10 == 0:
             log.info("step %d  ar %.4f  leaf %.4f  lr %.2e  %d tokens  %.0f s", step, ema[0], ema[1], lr,
                      tokens_seen, time.time() - t0)
-        last = step == a.steps
+        last = step == a.steps or (a.minutes > 0 and time.time() - t0 >= 60 * a.minutes)
+        improved = False
         if rank == 0 and (step % a.eval_every == 0 or last):
             ev = evaluate(model, ds, val_idx, cfg, device)
             log.info("eval step %d  %s", step, json.dumps({k: round(v, 4) for k, v in ev.items()}))
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, **ev, "train_ar": ema[0], "train_leaf": ema[1],
                                     "tokens": tokens_seen, "seconds": time.time() - t0}) + "\n")
+            score = ev["val_ar"] + 0.5 * ev["val_leaf"]
+            improved, best = score < best, min(best, score)
         if rank == 0 and (step % a.save_every == 0 or last):
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens_seen,
                         "shapes": shapes_seen, "seconds": time.time() - t0}, ckpt)
+        # the shipped weights are the best held-out checkpoint so far (a long run can overfit 3k shapes)
+        if rank == 0 and (improved or (a.keep_last and last)):
             meta = {"step": step, "shapes_seen": shapes_seen, "tokens_seen": tokens_seen,
-                    "train_seconds": round(time.time() - t0), "train_ar": round(ema[0], 4), "train_leaf": round(ema[1], 4)}
+                    "train_seconds": round(time.time() - t0), "train_ar": round(ema[0], 4), "train_leaf": round(ema[1], 4),
+                    "val_ar": round(ev["val_ar"], 4), "val_leaf": round(ev["val_leaf"], 4), "device": device}
             export(model, cfg, meta, Path(a.out))
     if ddp:
         dist.destroy_process_group()

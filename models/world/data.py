@@ -225,18 +225,28 @@ def main(argv=None) -> int:
     p.add_argument("--part", type=str, default=None,
                    help="K/P: record only every P-th training episode starting at K (run P of these at once, then --merge P)")
     p.add_argument("--merge", type=int, default=0, help="join P recorded parts into the train split")
+    p.add_argument("--seeds", default=None, help="A:B[:STEP]: record these training world seeds as split --name")
+    p.add_argument("--name", default="train.more", help="split name for --seeds")
+    p.add_argument("--rng", type=int, default=200, help="policy RNG seed for --seeds")
+    p.add_argument("--merge-names", default=None,
+                   help="comma-separated recorded splits to join, in order, into the train split")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     out = args.out or cache_dir("world")
     out.mkdir(parents=True, exist_ok=True)
     splits = args.splits.split(",")
-    if args.merge:
-        parts = [load_split(f"train.part{k}", out, mmap=False) for k in range(args.merge)]
+    if args.seeds:
+        a, b, *step = (int(v) for v in args.seeds.split(":"))
+        print(record_split(args.name, list(range(a, b, step[0] if step else 1)), args.length, out, rng_seed=args.rng))
+        return 0
+    if args.merge or args.merge_names:
+        names = args.merge_names.split(",") if args.merge_names else [f"train.part{k}" for k in range(args.merge)]
+        parts = [load_split(n, out, mmap=False) for n in names]
         offs = np.cumsum([0] + [len(f) for f, _, _ in parts])
         np.save(out / "train_frames.npy", np.concatenate([f for f, _, _ in parts]))
         np.save(out / "train_actions.npy", np.concatenate([a for _, a, _ in parts]))
         np.save(out / "train_episodes.npy", np.concatenate([[0]] + [b[1:] + o for (_, _, b), o in zip(parts, offs)]))
-        print(f"merged {args.merge} parts: {offs[-1]} frames")
+        print(f"merged {len(names)} parts: {offs[-1]} frames")
         return 0
     if args.part:
         k, n = (int(v) for v in args.part.split("/"))

@@ -46,6 +46,7 @@ class WorldConfig:
     window_frames: int = 2  # rolling frames in the KV cache, the one being made included
     sink_frames: int = 1  # frames kept forever at the start of the cache (the start frame)
     action_to_all: bool = False  # add the frame's action embedding to every token of its block, not only its slot
+    prev_neighbours: bool = False  # also embed the previous frame's 4 neighbouring tiles (a conv-like stem)
     rope_base: float = 10000.0
 
     @property
@@ -80,6 +81,12 @@ class WorldModel(nn.Module):
         self.prev_emb = nn.Embedding(cfg.codes + 1, cfg.d_model)
         nn.init.normal_(self.slot_emb.weight, std=0.02)
         nn.init.normal_(self.prev_emb.weight, std=0.02)
+        if cfg.prev_neighbours:
+            # the previous frame's tokens left / right / above / below each tile, one table per
+            # direction: a move scrolls the view by one tile, so "take my neighbour's token" is
+            # a lookup the key selects, like the receptive field of the U-Nets in GameNGen / DIAMOND
+            self.nbr_emb = nn.Embedding(4 * (cfg.codes + 1), cfg.d_model)
+            nn.init.normal_(self.nbr_emb.weight, std=0.02)
 
     def block_ids(self, actions: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """actions (...,), tokens (..., 81) -> transformer ids (..., 82)."""
@@ -101,11 +108,26 @@ class WorldModel(nn.Module):
         L = self.cfg.block
         slot = (input_pos % L).to(ids.device)
         emb = self.slot_emb(slot)[None] + self.prev_emb(prev)
+        if self.cfg.prev_neighbours:
+            emb = emb + self.neighbour_embeds(prev)
         if self.cfg.action_to_all:  # every tile's query knows the key at once (no hop through the action slot)
             act = self.tf.tok_emb(ids[:, ::L])  # (B, T / L, C)
             emb = emb + act.repeat_interleave(L, dim=1) * (slot > 0)[None, :, None]
         h = self.tf(ids, embeds=emb, input_pos=input_pos, attend_limit=attend_limit, mask=mask, return_hidden=True)
         return self.tf.head(h if last is None else h[:, -last:])
+
+    def neighbour_embeds(self, prev: torch.Tensor) -> torch.Tensor:
+        """prev (B, T) previous-frame ids, whole blocks -> (B, T, d): the embeddings of each tile's
+        4 neighbours in the previous frame (outside the grid and action slots: "none")."""
+        c, L = self.cfg, self.cfg.block
+        B, T = prev.shape
+        side = math.isqrt(c.n_tokens)
+        grid = prev.reshape(B, T // L, L)[:, :, 1:].reshape(B, T // L, side, side)
+        pad = F.pad(grid, (1, 1, 1, 1), value=c.codes)
+        nbrs = torch.stack([pad[..., 1:-1, :-2], pad[..., 1:-1, 2:], pad[..., :-2, 1:-1], pad[..., 2:, 1:-1]], -1)
+        nbrs = nbrs + torch.arange(4, device=prev.device) * (c.codes + 1)  # left, right, up, down tables
+        e = self.nbr_emb(nbrs.reshape(B, T // L, c.n_tokens, 4)).sum(-2)  # (B, T / L, 81, d)
+        return F.pad(e, (0, 0, 1, 0)).reshape(B, T, -1)  # the action slot gets none
 
     # ---- training -----------------------------------------------------------------------------
     def loss(self, tokens: torch.Tensor, actions: torch.Tensor, target_from: torch.Tensor,

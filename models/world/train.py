@@ -14,6 +14,7 @@ assets/world/ every few minutes, so a usable model exists early.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -52,18 +53,20 @@ def wrap(model: torch.nn.Module, world: int, device: str) -> torch.nn.Module:
     return DDP(model, device_ids=[int(os.environ.get("LOCAL_RANK", 0))] if device.startswith("cuda") else None)
 
 
-def lr_at(step: int, total: int, peak: float, warmup: int = 100) -> float:
+def lr_at(step: int, total: int, peak: float, warmup: int = 100, frac: float | None = None) -> float:
+    """Linear warm-up over `warmup` steps, then cosine to 10% at `total` steps (or at `frac` = 1,
+    the share of a wall-clock budget spent, when given)."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    t = min(1.0, (step - warmup) / max(1, total - warmup) if frac is None else frac)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 class Checkpoint:
     """Model + optimizer + step in runs/world/<name>.pt (training state only; never shipped)."""
 
-    def __init__(self, name: str):
-        self.path = RUNS / f"{name}.pt"
+    def __init__(self, name: str, root: Path = RUNS):
+        self.path = Path(root) / f"{name}.pt"
 
     def load(self, model, opt) -> int:
         if not self.path.exists():
@@ -118,12 +121,27 @@ def encode_splits(device: str) -> None:
         print(f"tokens: {split} {out.shape}, {len(np.unique(out))} distinct codes used", flush=True)
 
 
-def load_tokens(split: str):
-    path = cache_dir("world") / f"{split}_tokens.npy"
+def load_tokens(split: str, root: Path | None = None):
+    """-> tokens (N, 81), actions (N,), episode bounds (E + 1,) of a split. `root` may instead hold
+    `<split>_tokens.npz` (tokens, actions, episodes): the compact form carried to a GPU machine."""
+    root = Path(root or cache_dir("world"))
+    if (root / f"{split}_tokens.npz").exists():
+        z = np.load(root / f"{split}_tokens.npz")
+        return z["tokens"].astype(np.int64), z["actions"].astype(np.int64), z["episodes"]
+    path = root / f"{split}_tokens.npy"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; run: python -m models.world.train --stage tokens")
-    _, actions, bounds = load_split(split)
+    actions, bounds = np.load(root / f"{split}_actions.npy"), np.load(root / f"{split}_episodes.npy")
     return np.load(path).astype(np.int64), actions.astype(np.int64), bounds
+
+
+def pack_tokens(split: str, out: Path) -> Path:
+    """Write the compact `<split>_tokens.npz` (for `--data` on another machine)."""
+    tokens, actions, bounds = load_tokens(split)
+    path = Path(out) / f"{split}_tokens.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, tokens=tokens.astype(np.int16), actions=actions.astype(np.int8), episodes=bounds)
+    return path
 
 
 # ---- stage 3: dynamics ----------------------------------------------------------------------------
@@ -169,11 +187,13 @@ class SequenceSampler:
 def train_dynamics(args, rank: int, world: int, device: str) -> None:
     from models.world.model import WorldConfig, WorldModel
 
-    tokens, actions, bounds = load_tokens("train")
-    cfg = WorldConfig(action_to_all=True)
+    tokens, actions, bounds = load_tokens("train", args.data)
+    cfg = WorldConfig(action_to_all=True, d_model=args.d_model, n_layer=args.n_layer, n_head=args.n_head,
+                      prev_neighbours=args.prev_neighbours)
     wm = WorldModel(cfg).to(device)
+    out = Path(args.out)
     opt = torch.optim.AdamW(wm.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
-    ck = Checkpoint("dynamics")
+    ck = Checkpoint("dynamics", args.run_dir)
     step = 0 if args.fresh else ck.load(wm, opt)
     model = wrap(wm, world, device)
     loss_fn = model.module.loss if world > 1 else model.loss
@@ -185,12 +205,16 @@ def train_dynamics(args, rank: int, world: int, device: str) -> None:
     deadline = t0 + 60 * args.minutes
     tokens_seen = step * args.batch * world * cfg.seq_frames * cfg.block
     ema = None
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
     while step < total and time.time() < deadline:
         tok, act, tf, prev1 = sampler.batch(args.batch)
+        # the schedule ends at `--steps` or at the wall-clock cap, whichever comes first
+        frac = max(step / total, (time.time() - t0) / (60 * args.minutes))
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, args.lr)
+            g["lr"] = lr_at(step, total, args.lr, frac=frac)
         wm.train()
-        loss = loss_fn(tok.to(device), act.to(device), tf.to(device), prev1.to(device), noise_max=args.noise)
+        with amp:
+            loss = loss_fn(tok.to(device), act.to(device), tf.to(device), prev1.to(device), noise_max=args.noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(wm.parameters(), 1.0)
@@ -204,12 +228,13 @@ def train_dynamics(args, rank: int, world: int, device: str) -> None:
                               "min": round((time.time() - t0) / 60, 2)}), flush=True)
         if rank == 0 and time.time() - last_save > 60 * args.save_every:
             ck.save(wm, opt, step)
-            save_weights(wm.eval(), DYNAMICS, cfg, {"steps": step, "tokens_seen": tokens_seen, "loss_ema": ema})
+            save_weights(wm.eval(), out, cfg, {"steps": step, "tokens_seen": tokens_seen, "loss_ema": ema})
             last_save = time.time()
     if rank == 0:
         ck.save(wm, opt, step)
-        save_weights(wm.eval(), DYNAMICS, cfg, {"steps": step, "tokens_seen": tokens_seen, "loss_ema": ema})
-        print(f"dynamics: {step} steps, loss {ema:.4f}, weights in {DYNAMICS}", flush=True)
+        save_weights(wm.eval(), out, cfg, {"steps": step, "tokens_seen": tokens_seen, "loss_ema": ema,
+                                           "minutes": round((time.time() - t0) / 60, 2), "batch": args.batch * world})
+        print(f"dynamics: {step} steps, loss {ema:.4f}, weights in {out}", flush=True)
 
 
 def main(argv=None) -> int:
@@ -225,13 +250,25 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--noise", type=float, default=0.15, help="largest context corruption rate")
     p.add_argument("--minutes", type=float, default=45.0, help="wall-clock cap of the dynamics stage")
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--n-layer", type=int, default=4)
+    p.add_argument("--n-head", type=int, default=4)
+    p.add_argument("--prev-neighbours", action="store_true", help="embed the previous frame's neighbouring tiles")
+    p.add_argument("--data", type=Path, default=None, help="folder with <split>_tokens.npz (default: cache dir)")
+    p.add_argument("--out", type=Path, default=DYNAMICS, help="shipped fp16 weights")
+    p.add_argument("--run-dir", type=Path, default=RUNS, help="training checkpoints")
+    p.add_argument("--pack", type=Path, default=None, help="only write the compact token files into this folder")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.pack:
+        for split in ("train", "eval"):
+            print(pack_tokens(split, args.pack))
+        return 0
     rank, world = dist_setup()
     device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     if rank == 0:
-        print(json.dumps({"args": vars(args), "world_size": world, "device": device}), flush=True)
+        print(json.dumps({"args": vars(args), "world_size": world, "device": device}, default=str), flush=True)
     if args.stage in ("all", "tokenizer"):
         train_tokenizer(args, rank, device)
     if args.stage in ("all", "tokens") and rank == 0:

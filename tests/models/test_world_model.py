@@ -61,10 +61,27 @@ def test_cached_prefix_matches_full_forward():
             assert torch.allclose(lg, full[:, f * L:(f + 1) * L], atol=1e-4)
 
 
-@pytest.mark.parametrize("action_to_all", [False, True])
-def test_rollout_teacher_forced_matches_the_training_forward(action_to_all):
+def test_neighbour_embeddings_look_up_the_previous_frames_adjacent_tiles():
+    wm = tiny(prev_neighbours=True)
+    c, L = wm.cfg, wm.cfg.block
+    prev_tok = torch.arange(9).reshape(1, 9) + 10  # 3x3 grid 10..18, row by row
+    prev = torch.cat([wm.prev_ids(None, 1, "cpu"), wm.prev_ids(prev_tok, 1, "cpu")], 1)  # 2 blocks
+    e = wm.neighbour_embeds(prev)
+    W, none = wm.nbr_emb.weight, c.codes
+    row = lambda direction, tok: W[direction * (c.codes + 1) + tok]
+    assert torch.allclose(e[0, :L], (row(0, none) + row(1, none) + row(2, none) + row(3, none)).expand(L, -1)
+                          * (torch.arange(L) > 0)[:, None])  # no previous frame: "none" all round; action slot 0
+    centre = L + 1 + 4  # tile (1, 1) of the second block: neighbours 13 (left), 15 (right), 11 (up), 17 (down)
+    assert torch.allclose(e[0, centre], row(0, 13) + row(1, 15) + row(2, 11) + row(3, 17))
+    corner = L + 1  # tile (0, 0): left and up are outside the grid
+    assert torch.allclose(e[0, corner], row(0, none) + row(1, 11) + row(2, none) + row(3, 13))
+    assert torch.equal(e[0, L], torch.zeros(c.d_model))  # the action slot
+
+
+@pytest.mark.parametrize("kw", [{}, {"action_to_all": True}, {"action_to_all": True, "prev_neighbours": True}])
+def test_rollout_teacher_forced_matches_the_training_forward(kw):
     """Rollout (fused commit + rolling cache) sees exactly what the training forward sees."""
-    wm = tiny(action_to_all=action_to_all)
+    wm = tiny(**kw)
     with torch.no_grad():
         wm.tf.head.weight.mul_(100.0)  # peaked logits: no argmax ties for float noise to flip
     L = wm.cfg.block
