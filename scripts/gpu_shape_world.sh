@@ -13,7 +13,6 @@ mkdir -p "$OUT"
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null | tail -1
 $PY -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
-$PY -c "import torch; torch.backends.cuda.matmul.allow_tf32 = True"
 $PY -m models.world.train --stage dynamics --data "$DATA" --out "$OUT/world_dynamics.safetensors" \
   --run-dir /tmp/world_run --fresh --steps 1000000 --batch ${WORLD_BATCH:-128} --lr 1.5e-3 \
   --d-model 160 --n-layer 6 --n-head 5 --prev-neighbours --threads 2 --minutes "$MIN" --save-every 1 \
