@@ -71,7 +71,7 @@ def add_parser(sub) -> str:
     p.add_argument("-o", "--output", required=True, help="out.mp4, out.gif, or out.png (a strip of frames)")
     p.add_argument("--start", type=int, default=0, help="index of the real start frame (held-out world)")
     p.add_argument("--steps", type=int, default=2, help="token-parallel steps per frame (1-8)")
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (the world empties into meadow)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=15.0, help="frame rate of the written video")
     p.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscale factor")

@@ -65,9 +65,9 @@ class WorldPanel(Panel):
         self.temp_spin = QDoubleSpinBox()
         self.temp_spin.setRange(0.0, 2.0)
         self.temp_spin.setSingleStep(0.1)
-        self.temp_spin.setValue(1.0)
+        self.temp_spin.setValue(0.8)
         self.temp_spin.setToolTip("0 = always the most likely tile (steady, but the world empties into meadow);"
-                                  " 1 = sampled (livelier, less consistent)")
+                                  " 0.8 (default) or more = sampled: new trees, water and animals appear as you walk")
         form.addRow("Start", self.start_box)
         form.addRow("Target rate", self.fps_spin)
         form.addRow("Steps / frame", self.steps_spin)

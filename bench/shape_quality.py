@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -93,6 +94,7 @@ def main(argv=None) -> int:
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--min-per-category", type=int, default=60, help="categories the classifier judges")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--weights", default=None, help="weights to judge (default: the shipped ones)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     from models.common.text import shared_encoder
@@ -100,7 +102,7 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     ds = sd.ShapeData()
-    bundle = {"model": load_model(), "encoder": shared_encoder()}
+    bundle = {"model": load_model(Path(a.weights)) if a.weights else load_model(), "encoder": shared_encoder()}
     rng = np.random.default_rng(0)
     train_idx, test_idx = ds.indices(False), ds.indices(True)
     counts = {c: int((ds.categories[train_idx] == c).sum()) for c in set(ds.categories[train_idx])}

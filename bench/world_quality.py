@@ -75,6 +75,8 @@ def main(argv=None) -> int:
     p.add_argument("--drift-minutes", type=float, default=3.0)
     p.add_argument("--fps", type=float, default=15.0, help="frame rate that turns minutes into frames")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--drift-temperature", type=float, default=0.0,
+                   help="sampling temperature of the drift plays (the panel's default is 0.8; 0 = greedy)")
     args = p.parse_args(argv)
 
     import torch
@@ -180,10 +182,13 @@ def main(argv=None) -> int:
     roll.reset(ae.encode(frames[[a for a, _ in eps[:R]]]))
     per_min = max(1, int(60 * args.fps))
     window_tok, window_px, drift = [], [], []
+    from models.common.sampling import SamplingParams
+
+    sp, gen = SamplingParams(temperature=args.drift_temperature), torch.Generator().manual_seed(0)
     t_gen = time.time()
     for k in range(n_frames):
         keys = torch.tensor([play[(k + 97 * r) % len(play)] for r in range(R)])
-        tok = roll.predict(keys, steps=args.steps)
+        tok = roll.predict(keys, steps=args.steps, params=sp, gen=gen)
         window_tok.append(tok.numpy())
         if k % 15 == 0:
             window_px.append(decode(tok).astype(np.float32))
@@ -195,7 +200,7 @@ def main(argv=None) -> int:
                           "brightness": round(float(px.mean()), 1), "colour_spread": round(float(px.reshape(len(px), -1).std(1).mean()), 1),
                           "token_hist_l1": round(float(np.abs(hist - real_hist).sum()), 3)})
             window_tok, window_px = [], []
-    res.update({"drift_minutes": args.drift_minutes, "drift": drift, "real_brightness": round(float(real_bright), 1),
+    res.update({"drift_minutes": args.drift_minutes, "drift_temperature": args.drift_temperature, "drift": drift, "real_brightness": round(float(real_bright), 1),
                 "real_colour_spread": round(float(real_std), 1),
                 "drift_gen_ms_per_frame": round(1000 * (time.time() - t_gen) / max(n_frames * R, 1), 2)})
     # the same histogram distance between two halves of real play, for scale

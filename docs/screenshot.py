@@ -21,6 +21,8 @@ def main() -> int:
     ap.add_argument("--speak", default="", help="Speech tab: text to speak once the engine is ready")
     ap.add_argument("--preset", default="", help="Speech tab: emotion preset for --speak")
     ap.add_argument("--mid-ms", type=int, default=0, help="also grab <out>-mid.png this long after --speak")
+    ap.add_argument("--start", type=int, default=-1, help="World tab: start frame index to play from")
+    ap.add_argument("--play", default="", help="World tab: start, then hold keys 'ACTION:MS,ACTION:MS,...'")
     args = ap.parse_args()
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -59,6 +61,17 @@ def main() -> int:
             panel.speak()
             if args.mid_ms:
                 QTimer.singleShot(args.mid_ms, grab_mid)
+        if args.play:
+            panel = win.tabs.currentWidget()
+            if args.start >= 0:
+                panel.start_box.setCurrentIndex(args.start)
+            panel.toggle_start()
+            t = 1500  # let the session load and show the start frame
+            for item in args.play.split(","):
+                action, ms = item.split(":")
+                QTimer.singleShot(t, lambda a=action: panel.on_action(a))
+                t += int(ms)
+            QTimer.singleShot(t, lambda: panel.on_action("noop"))
         QTimer.singleShot(args.wait_ms, grab)
 
     win.supervisor.ready.connect(on_ready)

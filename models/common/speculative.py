@@ -1,6 +1,10 @@
 """Training-free speculative decoding (ADED-style): an n-gram drafter proposes the next few tokens
 from the prompt context and a token corpus; one forward pass verifies them all. With greedy
-decoding the output is identical to plain decoding, only faster when drafts are accepted.
+decoding the output is identical to plain decoding, only faster when drafts are accepted. With
+sampling, `accept_or_resample` keeps each draft token with the target probability of that token
+and otherwise draws from the target with it removed (speculative sampling, Leviathan et al. 2023 /
+Chen et al. 2023, with the drafter's distribution a point mass), so every token is distributed
+exactly as in plain sampling.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import torch
 
 from models.common.generate import prefill
+from models.common.sampling import SamplingParams, filter_logits
 from models.common.transformer import Transformer
 
 
@@ -42,6 +47,25 @@ class NGramDrafter:
             out.append(nxt)
             ctx.append(nxt)
         return out
+
+
+def accept_or_resample(logits: torch.Tensor, draft: int | None, params: SamplingParams,
+                       gen: torch.Generator | None) -> tuple[int, bool]:
+    """One verify step. logits (V,) of the target at a position whose draft token is `draft` (None:
+    no draft left). -> (token, draft accepted). Greedy (temperature 0): the argmax, accepted when it
+    equals the draft. Sampled: the draft x is kept with probability p(x) under the temperature /
+    top-k / top-p distribution p; else a token is drawn from p with x removed (renormalised) — the
+    token is then distributed exactly as a plain draw from p."""
+    if params.temperature == 0.0:
+        tok = int(logits.argmax())
+        return tok, tok == draft
+    probs = filter_logits(logits.float()[None] / params.temperature, params.top_k, params.top_p).softmax(-1)[0]
+    if draft is not None:
+        if float(torch.rand((), generator=gen)) < float(probs[draft]):
+            return draft, True
+        probs = probs.clone()
+        probs[draft] = 0.0
+    return int(torch.multinomial(probs, 1, generator=gen)), False
 
 
 @torch.inference_mode()

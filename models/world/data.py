@@ -41,10 +41,21 @@ EVAL_SEED0 = 1_000_000  # held-out world seeds start here
 SIZE = 64  # frame side in pixels
 
 
-def make_env(seed: int, length: int = 100_000):
+ALWAYS_DAY = True  # record with Crafter's day-night cycle off (see `make_env`)
+
+
+def make_env(seed: int, length: int = 100_000, always_day: bool | None = None):
+    """A headless Crafter env. With `always_day` (the default) the day-night cycle is off: the
+    world model only sees two frames of context, so it cannot know the time of day, and with the
+    cycle on it learned night as a state it never leaves (dark, noisy frames, the player lost)."""
+    import types
+
     import crafter
 
-    return crafter.Env(area=(64, 64), view=(9, 9), size=(SIZE, SIZE), reward=False, length=length, seed=seed)
+    env = crafter.Env(area=(64, 64), view=(9, 9), size=(SIZE, SIZE), reward=False, length=length, seed=seed)
+    if ALWAYS_DAY if always_day is None else always_day:
+        env._update_time = types.MethodType(lambda self: setattr(self._world, "daylight", 1.0), env)
+    return env
 
 
 class Explorer:

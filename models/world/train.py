@@ -188,9 +188,15 @@ def train_dynamics(args, rank: int, world: int, device: str) -> None:
     from models.world.model import WorldConfig, WorldModel
 
     tokens, actions, bounds = load_tokens("train", args.data)
-    cfg = WorldConfig(action_to_all=True, d_model=args.d_model, n_layer=args.n_layer, n_head=args.n_head,
-                      prev_neighbours=args.prev_neighbours)
-    wm = WorldModel(cfg).to(device)
+    if args.init:  # fine-tune shipped weights (their config wins over the size flags)
+        from models.world.model import load_world_model
+
+        wm = load_world_model(args.init, device)
+        cfg = wm.cfg
+    else:
+        cfg = WorldConfig(action_to_all=True, d_model=args.d_model, n_layer=args.n_layer, n_head=args.n_head,
+                          prev_neighbours=args.prev_neighbours)
+        wm = WorldModel(cfg).to(device)
     out = Path(args.out)
     opt = torch.optim.AdamW(wm.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
     ck = Checkpoint("dynamics", args.run_dir)
@@ -211,7 +217,7 @@ def train_dynamics(args, rank: int, world: int, device: str) -> None:
         # the schedule ends at `--steps` or at the wall-clock cap, whichever comes first
         frac = max(step / total, (time.time() - t0) / (60 * args.minutes))
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, args.lr, frac=frac)
+            g["lr"] = lr_at(step, total, args.lr, warmup=args.warmup, frac=frac)
         wm.train()
         with amp:
             loss = loss_fn(tok.to(device), act.to(device), tf.to(device), prev1.to(device), noise_max=args.noise)
@@ -233,7 +239,8 @@ def train_dynamics(args, rank: int, world: int, device: str) -> None:
     if rank == 0:
         ck.save(wm, opt, step)
         save_weights(wm.eval(), out, cfg, {"steps": step, "tokens_seen": tokens_seen, "loss_ema": ema,
-                                           "minutes": round((time.time() - t0) / 60, 2), "batch": args.batch * world})
+                                           "minutes": round((time.time() - t0) / 60, 2), "batch": args.batch * world,
+                                           "init": str(args.init) if args.init else None})
         print(f"dynamics: {step} steps, loss {ema:.4f}, weights in {out}", flush=True)
 
 
@@ -256,6 +263,8 @@ def main(argv=None) -> int:
     p.add_argument("--prev-neighbours", action="store_true", help="embed the previous frame's neighbouring tiles")
     p.add_argument("--data", type=Path, default=None, help="folder with <split>_tokens.npz (default: cache dir)")
     p.add_argument("--out", type=Path, default=DYNAMICS, help="shipped fp16 weights")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
+    p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     p.add_argument("--run-dir", type=Path, default=RUNS, help="training checkpoints")
     p.add_argument("--pack", type=Path, default=None, help="only write the compact token files into this folder")
     args = p.parse_args(argv)

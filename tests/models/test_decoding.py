@@ -4,7 +4,7 @@ import torch
 
 from models.common.generate import generate
 from models.common.sampling import SamplingParams, filter_logits, guide, sample
-from models.common.speculative import NGramDrafter, speculative_generate
+from models.common.speculative import NGramDrafter, accept_or_resample, speculative_generate
 from models.common.transformer import Transformer, TransformerConfig
 
 
@@ -150,3 +150,25 @@ def test_speculative_greedy_is_identical_and_saves_forwards():
     assert stats["forwards"] < 60 / 2
     bad_drafter = NGramDrafter(n=3, corpus=[[1, 2, 3, 4, 5] * 10])  # drafts that are mostly wrong
     assert list(speculative_generate(m, prompt, 60, bad_drafter, k=4)) == plain
+
+
+def test_speculative_sampling_keeps_the_target_distribution():
+    """accept_or_resample(draft) must draw tokens exactly as plain sampling would, whatever the draft."""
+    logits = torch.tensor([2.0, 1.0, 0.5, -1.0, 0.0])
+    p = SamplingParams(temperature=0.8, top_p=0.9)
+    from models.common.sampling import filter_logits
+    target = filter_logits(logits[None] / 0.8, 0, 0.9).softmax(-1)[0]
+    gen = torch.Generator().manual_seed(0)
+    n = 20000
+    for draft in (0, 2, 3):  # a likely draft, an unlikely one, one outside the nucleus
+        counts = torch.zeros(5)
+        kept = 0
+        for _ in range(n):
+            tok, ok = accept_or_resample(logits, draft, p, gen)
+            counts[tok] += 1
+            kept += ok
+            assert ok == (tok == draft)
+        assert torch.allclose(counts / n, target, atol=0.012), (draft, counts / n, target)
+        assert abs(kept / n - float(target[draft])) < 0.012
+    assert accept_or_resample(logits, 1, SamplingParams(temperature=0.0), None) == (0, False)
+    assert accept_or_resample(logits, 0, SamplingParams(temperature=0.0), None) == (0, True)

@@ -99,3 +99,17 @@ def test_speculative_greedy_equals_plain_greedy(bundle):
         assert s1.speculative and not s2.speculative
         assert s1.rows == s2.rows
         assert s1.spec_stats["forwards"] <= s1.spec_stats["tokens"]
+
+
+def test_speculative_sampling_is_valid_and_seeded(bundle):
+    params = {"prompt": "a house", "n": 1, "temperature": 0.9, "top_p": 0.95, "guidance": 2.0, "max_tokens": 80,
+              "seed": 3, "speculative": True}
+    s1, ev1 = run(bundle, params)
+    s2, _ = run(bundle, params)
+    assert s1.speculative  # sampled single-candidate requests draft and verify when asked
+    assert s1.rows == s2.rows  # the seed fixes the draws
+    assert 0 < s1.spec_stats["forwards"] <= s1.spec_stats["tokens"] == len(s1.rows[0])
+    assert ev1[-1][0] == "output"  # (the grammar tracker raises on any token the grammar forbids)
+    s3, _ = run(bundle, {**params, "seed": 4})
+    s4, _ = run(bundle, {k: v for k, v in params.items() if k != "speculative"})
+    assert not s4.speculative and s3.rows != s1.rows  # off by default when sampling
