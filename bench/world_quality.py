@@ -75,6 +75,7 @@ def main(argv=None) -> int:
     p.add_argument("--drift-minutes", type=float, default=3.0)
     p.add_argument("--fps", type=float, default=15.0, help="frame rate that turns minutes into frames")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--weights", default=None, help="dynamics weights to judge (default: the shipped ones)")
     p.add_argument("--drift-temperature", type=float, default=0.0,
                    help="sampling temperature of the drift plays (the panel's default is 0.8; 0 = greedy)")
     args = p.parse_args(argv)
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     actions = actions.astype(np.int64)
     eps = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])][: args.episodes]
     ae = load_tokenizer(TOKENIZER)
-    wm = load_world_model(DYNAMICS)
+    wm = load_world_model(Path(args.weights) if args.weights else DYNAMICS)
     from models.world.stream import DEFAULT_GUIDANCE
 
     g = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
