@@ -30,6 +30,7 @@ import torch
 
 from models.common.generate import generate, prefill
 from models.common.paths import asset
+from models.common.quant import int8_enabled, int8_linear
 from models.common.sampling import SamplingParams, guide
 from models.common.session import ParamError, StreamSession, check_range
 from models.common.speculative import NGramDrafter, accept_or_resample
@@ -52,14 +53,23 @@ class IconBundle:
     encoder: object  # models.common.text.TextEncoder (None in tests that pass text vectors)
     ngrams: dict
     evaluator: object | None = None
+    # an int8-weight copy of model.gpt for sampled decoding on CPU (models.common.quant); greedy
+    # speculative decoding keeps the float model: dynamic int8 quantises the activations of a whole
+    # call together, so a verify pass over several drafted tokens would not match one-token steps
+    fast_gpt: object | None = None
 
 
-def load_bundle(device: str = "cpu", weights=None, with_text: bool = True) -> IconBundle:
+def load_bundle(device: str = "cpu", weights=None, with_text: bool = True, int8: bool | None = None) -> IconBundle:
+    """int8: decode with int8 Linear weights (default: on CPU unless WEFT_INT8=0; see models.common.quant)."""
     path = weights or asset("icon", "icon.safetensors")
     if not path.exists():
         raise FileNotFoundError(f"icon weights not found at {path}; train them with `python -m models.icon.train`")
     cfg = IconConfig.from_dict(load_config(path)["config"])
     model = load_weights(IconModel(cfg), path, device)
+    fast_gpt = None
+    if int8_enabled(device) if int8 is None else int8:
+        q, ok = int8_linear(model.gpt)
+        fast_gpt = q if ok else None
     encoder = None
     if with_text:
         from models.common.text import shared_encoder
@@ -72,7 +82,7 @@ def load_bundle(device: str = "cpu", weights=None, with_text: bool = True) -> Ic
         from models.icon.evaluator import load_evaluator
 
         evaluator = load_evaluator(ev_path, device)
-    return IconBundle(model, encoder, ngrams, evaluator)
+    return IconBundle(model, encoder, ngrams, evaluator, fast_gpt)
 
 
 # ---- speculative decoding ----------------------------------------------------------------------
@@ -249,7 +259,10 @@ class IconSession(StreamSession):
         def bias(step, out):
             return torch.from_numpy(tracker.bias()).to(out.device)
 
-        for tok in generate(self.bundle.model.gpt, prompt_t, self.max_new, self.sampling, prompt_embeds=embeds,
+        # int8 for sampled requests; greedy ones stay in float so they match speculative greedy exactly
+        fast = self.bundle.fast_gpt is not None and self.sampling.temperature > 0
+        gpt = self.bundle.fast_gpt if fast else self.bundle.model.gpt
+        for tok in generate(gpt, prompt_t, self.max_new, self.sampling, prompt_embeds=embeds,
                             cfg=use_cfg, stop_token=EOS, logits_bias=bias):
             t = tok.cpu().numpy()
             tracker.feed(t)
@@ -372,7 +385,9 @@ class IconSession(StreamSession):
         return [("output", data)]
 
     def stats(self) -> dict:
-        s = {"tokens": int(getattr(self, "n_tokens", 0)) * int(getattr(self, "n", 1))}
+        s = {"tokens": int(getattr(self, "n_tokens", 0)) * int(getattr(self, "n", 1)),
+             "int8": bool(self.bundle.fast_gpt is not None and not getattr(self, "speculative", False)
+                          and getattr(self, "sampling", None) is not None and self.sampling.temperature > 0)}
         if getattr(self, "first_path_s", None) is not None:
             s["first_path_ms"] = round(1000 * self.first_path_s, 1)
         if getattr(self, "spec_stats", None):

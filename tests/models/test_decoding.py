@@ -172,3 +172,20 @@ def test_speculative_sampling_keeps_the_target_distribution():
         assert abs(kept / n - float(target[draft])) < 0.012
     assert accept_or_resample(logits, 1, SamplingParams(temperature=0.0), None) == (0, False)
     assert accept_or_resample(logits, 0, SamplingParams(temperature=0.0), None) == (0, True)
+
+
+def test_int8_linear_keeps_greedy_decoding_close():
+    from models.common.quant import int8_linear
+
+    m = tiny()
+    q, ok = int8_linear(m)
+    assert ok and q is not m
+    assert not any(type(x) is torch.nn.Linear for x in q.modules())  # every Linear swapped
+    assert any(type(x) is torch.nn.Linear for x in m.modules())  # the float model is untouched
+    prompt = torch.randint(0, 50, (1, 6))
+    with torch.inference_mode():
+        m.setup_cache(1, 8)
+        q.setup_cache(1, 8)
+        a = m(prompt, input_pos=torch.arange(6))
+        b = q(prompt, input_pos=torch.arange(6))
+    assert torch.allclose(a, b, atol=0.05 * float(a.abs().max()))

@@ -113,3 +113,20 @@ def test_speculative_sampling_is_valid_and_seeded(bundle):
     s3, _ = run(bundle, {**params, "seed": 4})
     s4, _ = run(bundle, {k: v for k, v in params.items() if k != "speculative"})
     assert not s4.speculative and s3.rows != s1.rows  # off by default when sampling
+
+
+def test_int8_copy_serves_sampled_requests_and_greedy_stays_exact(bundle):
+    from dataclasses import replace
+
+    from models.common.quant import int8_linear
+
+    fast, ok = int8_linear(bundle.model.gpt)
+    assert ok
+    b8 = replace(bundle, fast_gpt=fast)
+    s, events = run(b8, {"prompt": "a house", "n": 2, "temperature": 0.8, "max_tokens": 60, "seed": 1})
+    assert s.stats()["int8"] and events[-1][0] == "output"
+    greedy = {"prompt": "a house", "n": 1, "temperature": 0.0, "guidance": 2.0, "max_tokens": 60}
+    s1, _ = run(b8, {**greedy, "speculative": True})
+    s2, _ = run(b8, {**greedy, "speculative": False})
+    assert not s1.stats()["int8"] and not s2.stats()["int8"]
+    assert s1.rows == s2.rows  # greedy decodes in float either way
