@@ -2,7 +2,8 @@
 editing requests of the panel.
 
 Modes (params["mode"]):
-  generate  prompt, n (1-8 candidates, one batch), temperature, top_p, guidance, seed, max_tokens
+  generate  prompt, n (1-8 candidates, one batch), temperature, top_p, guidance, seed, max_tokens,
+            stop_loops (default True: a candidate that redraws the same points over and over ends there)
   infill    paths (the icon), index (the path to redraw), prompt: redraw one path, the rest as context
   suggest   paths, prompt: draw one more path after the given ones
   import    svg (document text): normalise it through the same pipeline as the training data
@@ -37,8 +38,8 @@ from models.common.speculative import NGramDrafter, accept_or_resample
 from models.common.weights import load_config, load_weights
 from models.icon.model import IconConfig, IconModel
 from models.icon.svg import IconError, IconPath, parse_svg, render_paths, to_svg
-from models.icon.tokenizer import (BOS, EOS, PATH, START, TXT, Grammar, GrammarTracker, decode, encode_paths,
-                                   fim_prompt)
+from models.icon.tokenizer import (BOS, EOS, PATH, START, TXT, Grammar, GrammarTracker, close_row, decode,
+                                   encode_paths, fim_prompt, repeating_tail)
 
 STEP_BUDGET_S = 0.03  # decode for about this long per step() so cancel / steer stay instant
 PARTIAL_EVERY = 6  # tokens between updates of the path in progress
@@ -249,6 +250,8 @@ class IconSession(StreamSession):
             self.tokens_iter = self._sampled(prompt_t, embeds, use_cfg)
         self.rows: list[list[int]] = [[] for _ in range(n)]
         self.finished = np.zeros(n, bool)
+        self.stop_loops = bool(params.get("stop_loops", True))
+        self.loops_stopped = 0
         self.path_count = [0] * n
         self.prompt = prompt
         return [("progress", {"done": 0, "total": self.max_new + 1, "n": n, "mode": mode})]
@@ -325,6 +328,14 @@ class IconSession(StreamSession):
                 row.append(t)
                 if t == EOS:
                     self.finished[b] = True
+                elif self.stop_loops and repeating_tail(row):
+                    # the model redraws the same points over and over: end this candidate here
+                    self.rows[b] = row = close_row(row)
+                    if PATH in row:
+                        out.append(self._path_event(b, final=True))
+                    row.append(EOS)
+                    self.finished[b] = True
+                    self.loops_stopped += 1
                 elif t != PATH and len(row) % PARTIAL_EVERY == 0:
                     ev = self._path_event(b, final=False)
                     if ev[1]["cmds"]:
@@ -386,6 +397,7 @@ class IconSession(StreamSession):
 
     def stats(self) -> dict:
         s = {"tokens": int(getattr(self, "n_tokens", 0)) * int(getattr(self, "n", 1)),
+             "loops_stopped": int(getattr(self, "loops_stopped", 0)),
              "int8": bool(self.bundle.fast_gpt is not None and not getattr(self, "speculative", False)
                           and getattr(self, "sampling", None) is not None and self.sampling.temperature > 0)}
         if getattr(self, "first_path_s", None) is not None:

@@ -206,6 +206,50 @@ class GrammarTracker:
             self.feed(np.full(len(self.state), t))
 
 
+# ---- degenerate repetition ------------------------------------------------------------------------
+_ARITY = {M: 2, L: 2, C: 6, Z: 0}
+
+
+def repeating_tail(tokens, max_period: int = 48, min_span: int = 12, min_reps: int = 3) -> int:
+    """The period p (2..max_period) of a block repeated at the end of `tokens`, at least `min_reps`
+    times and over at least `min_span` tokens; 0 when there is none. Coordinates are absolute, so
+    such a tail redraws the same points again and again: the sampling loop the model falls into
+    (like the repeated n-grams `no_repeat_ngram_size` guards against in text decoding)."""
+    n = len(tokens)
+    for p in range(2, max_period + 1):
+        reps = max(min_reps, -(-min_span // p))
+        if reps * p > n:
+            break
+        tail = tokens[n - p:]
+        if all(tokens[n - (r + 1) * p:n - r * p] == tail for r in range(1, reps)):
+            return p
+    return 0
+
+
+def close_row(tokens: list[int]) -> list[int]:
+    """End a generated row (PATH M x y L x y ...) cleanly, EOS excluded: drop an unfinished trailing
+    command, drop a trailing move that draws nothing (and a path left empty), close the open path (Z).
+    The result followed by EOS is a valid sequence."""
+    out = list(tokens)
+
+    def last_cmd() -> int:
+        return max((i for i, t in enumerate(out) if t in (PATH, M, L, C, Z)), default=-1)
+
+    i = last_cmd()
+    if i >= 0 and out[i] in (M, L, C) and len(out) - i - 1 < _ARITY[out[i]]:
+        out = out[:i]  # an unfinished command
+    i = last_cmd()
+    if i >= 0 and out[i] == M:
+        out = out[:i]  # a move with nothing drawn after it
+    i = last_cmd()
+    if i >= 0 and out[i] == PATH:
+        out = out[:i]  # a path left with no commands
+    i = last_cmd()
+    if i >= 0 and out[i] in (L, C):
+        out.append(Z)
+    return out
+
+
 def is_valid(tokens, single_path: bool = False) -> bool:
     """Does a generated token sequence (after BOS / FIM_MID, up to EOS) follow the grammar?"""
     tr = GrammarTracker(Grammar(single_path), 1)

@@ -130,3 +130,20 @@ def test_int8_copy_serves_sampled_requests_and_greedy_stays_exact(bundle):
     s2, _ = run(b8, {**greedy, "speculative": False})
     assert not s1.stats()["int8"] and not s2.stats()["int8"]
     assert s1.rows == s2.rows  # greedy decodes in float either way
+
+
+def test_a_candidate_stuck_in_a_loop_is_ended_cleanly(bundle):
+    from models.icon.tokenizer import C, L, M, X0, Y0
+
+    x, y = lambda v: X0 + v, lambda v: Y0 + v
+    row = [PATH, M, x(1), y(1), L, x(9), y(1)] + [C, x(3), y(3), x(4), y(5), x(6), y(7)] * 40
+    s = IconSession(bundle, "cpu")
+    s.start({"prompt": "a house", "n": 1, "temperature": 0.8, "max_tokens": 400, "seed": 0})
+    s.tokens_iter = (np.array([t]) for t in row)  # what a looping model would emit
+    events = []
+    while not s.done:
+        events += s.step()
+    out = events[-1][1]["candidates"][0]
+    assert out["valid"] and len(out["paths"]) == 1
+    assert s.stats()["loops_stopped"] == 1 and s.n_tokens < 40  # stopped after three turns, not 287 tokens
+    assert [d["final"] for k, d in events if k == "partial"][-1]  # the path was sent as finished

@@ -81,3 +81,21 @@ def test_500_test_icons_re_render():
     ious = np.array(ious)
     assert ious.mean() >= 0.98, (ious.mean(), np.percentile(ious, 5))
     assert np.percentile(ious, 10) >= 0.9
+
+
+def test_a_repeating_tail_is_found_and_closed_into_a_valid_row():
+    from models.icon.tokenizer import C, L, M, Z, close_row, repeating_tail
+
+    x, y = lambda v: X0 + v, lambda v: Y0 + v
+    head = [PATH, M, x(1), y(1), L, x(9), y(1), L, x(9), y(9)]
+    assert repeating_tail(head) == 0
+    loop = [C, x(3), y(3), x(4), y(5), x(6), y(7)]
+    row = head + loop * 3
+    assert repeating_tail(row) == len(loop)
+    assert repeating_tail(head + loop * 2) == 0  # two turns are not yet a loop
+    assert repeating_tail(head + [x(5), y(5)] * 5) == 0 and repeating_tail(head + [x(5), y(5)] * 6) == 2
+    for cut in range(len(row), len(head) - 3, -1):  # wherever the loop is caught, mid-command too
+        closed = close_row(row[:cut])
+        assert closed[-1] == Z and is_valid(closed + [EOS]), cut
+    assert close_row([PATH, M, x(1), y(1)]) == []  # nothing drawn: nothing left
+    assert close_row(head + [Z, PATH, M, x(2)]) == head + [Z]
