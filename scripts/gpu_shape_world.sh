@@ -20,7 +20,7 @@ $PY -m models.world.train --stage dynamics --data "$DATA" --out "$OUT/world_dyna
 WPID=$!
 $PY -m models.shape.train --data "$DATA" --run-dir /tmp/shape_run --out "$OUT/shape.safetensors" \
   --steps 1000000 --batch ${SHAPE_BATCH:-16} --lr 1.5e-3 --warmup 200 --eval-every 200 --save-every 1000000 \
-  --workers ${WORKERS:-11} --d-model 256 --n-layer 6 --n-head 8 --dropout 0.1 --minutes "$MIN" --threads 2 \
+  --workers ${WORKERS:-11} --packed ${SHAPE_SIZE:---d-model 192 --n-layer 6 --n-head 6} --dropout 0.1 --minutes "$MIN" --threads 2 \
   > "$OUT/shape.log" 2>&1 &
 SPID=$!
 sleep 60; echo "--- after 60 s"; tail -2 "$OUT/world.log"; tail -2 "$OUT/shape.log"; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv

@@ -161,6 +161,35 @@ class ShapeGPT(nn.Module):
         out = self.gpt(embeds=x, rope_pos=pos, mask=mask)  # (1, S, 24)
         return out[0, PREFIX:].view(T, 8, 3)
 
+    def forward_packed(self, prefix: torch.Tensor, items: list[tuple]) -> list[torch.Tensor]:
+        """Several shapes in one forward (for GPUs, where one launch sequence per shape starves the
+        card): prefix (K, 17, d), items K tuples (level, slot, xyz, parent, pattern, revealed) ->
+        K pattern-logit tensors (T_k, 8, 3), equal to `forward` shape by shape. The shapes are laid
+        end to end in one sequence; a block-diagonal mask keeps each to itself (its own 3D RoPE
+        positions, block-causal over its levels)."""
+        dev = prefix.device
+        cat = lambda j: torch.cat([it[j] for it in items])  # noqa: E731
+        level, slot, xyz = cat(0), cat(1), cat(2)
+        tok = self.tokens(level, slot, cat(3), cat(4), cat(5))
+        lengths = [int(it[0].shape[0]) for it in items]
+        xs, poss, groups, segs, start = [], [], [], [], 0
+        centre = torch.full((PREFIX, 3), self.cfg.finest / 2, dtype=torch.float64, device=dev)
+        for k, T in enumerate(lengths):
+            lv = level[start:start + T]
+            xs += [prefix[k], tok[start:start + T]]
+            poss += [centre, self.rope_pos(lv, xyz[start:start + T], self.cfg.finest)]
+            groups += [torch.full((PREFIX,), -1, device=dev), lv]
+            segs.append(torch.full((PREFIX + T,), k, device=dev))
+            start += T
+        g, seg = torch.cat(groups), torch.cat(segs)
+        mask = (seg[None, :] == seg[:, None]) & (g[None, :] <= g[:, None])
+        out = self.gpt(embeds=torch.cat(xs)[None], rope_pos=torch.cat(poss), mask=mask)[0]  # (S, 24)
+        res, at = [], 0
+        for T in lengths:
+            res.append(out[at + PREFIX:at + PREFIX + T].view(T, 8, 3))
+            at += PREFIX + T
+        return res
+
 
 # ---- generation -------------------------------------------------------------------------------
 @dataclass

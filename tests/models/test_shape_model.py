@@ -60,6 +60,23 @@ def test_training_forward_matches_cached_level_decoding():
     assert torch.allclose(full, torch.cat(outs), atol=1e-4)
 
 
+def test_packed_forward_equals_shape_by_shape():
+    m = tiny_model()
+    shapes = [blob(), np.roll(blob(), 3, axis=0), blob()[::-1].copy()]
+    ts = [tensors(oct.serialise(o, depth=3)) for o in shapes]
+    with torch.no_grad():
+        pre = m.prefix(torch.randn(3, 384), None, None, torch.tensor([True, False, True]), torch.zeros(3, dtype=torch.bool))
+        items = []
+        for k, t in enumerate(ts):
+            rev = torch.rand(len(t["level"])) < 0.3 * k  # different reveal patterns per shape
+            items.append((t["level"], t["slot"], t["xyz"], t["parent"], t["pattern"], rev))
+        packed = m.forward_packed(pre, items)
+        for k, it in enumerate(items):
+            alone = m(pre[k:k + 1], *it)
+            assert packed[k].shape == alone.shape
+            assert torch.allclose(packed[k], alone, atol=1e-4), k
+
+
 def test_a_level_only_sees_earlier_levels_and_itself():
     m = tiny_model()
     tree = oct.serialise(blob(), depth=3)
@@ -129,3 +146,22 @@ def test_training_steps_reduce_the_loss():
     assert n == oct.serialise(blob(), 3).n_tokens
     assert float(ar) < 0.8 * first[0]
     assert float(leaf) < 0.9 * first[1]
+
+
+def test_packed_losses_equal_the_mean_of_per_shape_losses():
+    m = tiny_model()
+    from models.shape.train import losses_packed, sample_inputs
+
+    class Shapes:
+        text_emb = np.random.default_rng(0).normal(size=(2, 2, 384)).astype(np.float32)
+
+        def occ(self, i):
+            return blob() if i == 0 else np.roll(blob(), 2, axis=2)
+
+    rng = np.random.default_rng(1)
+    exs = [sample_inputs(Shapes(), i % 2, rng, m.cfg, aug=True, p_sketch=0.5) for i in range(3)]
+    with torch.no_grad():
+        ar, leaf = losses_packed(m, exs, "cpu")
+        each = [losses(m, e, "cpu") for e in exs]
+    assert torch.allclose(ar, torch.stack([a for a, _, _ in each]).mean(), atol=1e-5)
+    assert torch.allclose(leaf, torch.stack([b for _, b, _ in each]).mean(), atol=1e-5)
