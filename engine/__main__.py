@@ -86,7 +86,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    """Run each task once in-process with its default parameters and print its stats."""
+    """Run each task once in-process with its session's `demo` request and print its stats."""
     from engine.protocol import Event
     from engine.runtime import Runtime
     from engine.scheduler import Scheduler
@@ -100,7 +100,13 @@ def cmd_bench(args) -> int:
         events: list[Event] = []
         sched = Scheduler(runtime, lambda c, ev: events.append(ev))
         t0 = time.perf_counter()
-        sched.submit("bench", task, {})
+        from engine.registry import session_class
+
+        try:
+            demo = dict(getattr(session_class(runtime.tasks[task]), "demo", {}))
+        except Exception:  # noqa: BLE001 - an unloadable task reports its own error below
+            demo = {}
+        sched.submit("bench", task, demo)
         first_partial = None
         while sched.busy():
             sched.step()

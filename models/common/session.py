@@ -23,6 +23,7 @@ class ParamError(ValueError):
 class StreamSession:
     task: ClassVar[str] = ""  # the task name clients submit, e.g. "icon"
     realtime: ClassVar[bool] = False  # stepped first, against `next_due()` deadlines
+    demo: ClassVar[dict] = {}  # a typical request: what `python -m engine bench` runs
 
     def __init__(self, bundle: Any, device: str):
         self.bundle, self.device = bundle, device

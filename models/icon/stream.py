@@ -172,6 +172,7 @@ def speculative_tokens(model: IconModel, prompt: torch.Tensor, embeds: torch.Ten
 # ---- the session ---------------------------------------------------------------------------------
 class IconSession(StreamSession):
     task = "icon"
+    demo = {"prompt": "a rocket", "n": 4, "seed": 0}
 
     @classmethod
     def load(cls, device: str):

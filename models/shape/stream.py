@@ -56,6 +56,7 @@ def level_event(states: np.ndarray, level: int, tokens: int) -> dict:
 
 class ShapeSession(StreamSession):
     task = "shape"
+    demo = {"prompt": "a wooden chair", "seed": 0}
 
     @classmethod
     def load(cls, device: str):

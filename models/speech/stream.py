@@ -72,6 +72,7 @@ def fit_lengths(pred: np.ndarray, total_steps: int, min_steps: int = 1) -> np.nd
 
 class SpeechSession(StreamSession):
     task = "speech"
+    demo = {"text": "Hello from Weft Studio. This sentence is streamed as it is made.", "seed": 0}
     realtime = False
 
     @classmethod
