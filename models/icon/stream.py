@@ -241,6 +241,8 @@ class IconSession(StreamSession):
         # drafting pays for greedy requests; sampled ones (T 0.8) accept too few n-gram drafts
         # (1.1 tokens per forward, 0.57x per token on this CPU), so they draft only when asked
         self.speculative = bool(params.get("speculative", temperature == 0.0)) and n == 1
+        # int8 for sampled requests; greedy ones stay in float so they match speculative greedy exactly
+        self.int8 = not self.speculative and self.bundle.fast_gpt is not None and temperature > 0
         if self.speculative:
             self.drafter = IconDrafter(self.bundle.ngrams)
             gen = speculative_tokens(model, prompt_t, embeds, guidance if use_cfg else 1.0, self.tracker,
@@ -263,9 +265,7 @@ class IconSession(StreamSession):
         def bias(step, out):
             return torch.from_numpy(tracker.bias()).to(out.device)
 
-        # int8 for sampled requests; greedy ones stay in float so they match speculative greedy exactly
-        fast = self.bundle.fast_gpt is not None and self.sampling.temperature > 0
-        gpt = self.bundle.fast_gpt if fast else self.bundle.model.gpt
+        gpt = self.bundle.fast_gpt if self.int8 else self.bundle.model.gpt
         for tok in generate(gpt, prompt_t, self.max_new, self.sampling, prompt_embeds=embeds,
                             cfg=use_cfg, stop_token=EOS, logits_bias=bias):
             t = tok.cpu().numpy()
@@ -399,8 +399,7 @@ class IconSession(StreamSession):
     def stats(self) -> dict:
         s = {"tokens": int(getattr(self, "n_tokens", 0)) * int(getattr(self, "n", 1)),
              "loops_stopped": int(getattr(self, "loops_stopped", 0)),
-             "int8": bool(self.bundle.fast_gpt is not None and not getattr(self, "speculative", False)
-                          and getattr(self, "sampling", None) is not None and self.sampling.temperature > 0)}
+             "int8": bool(getattr(self, "int8", False))}
         if getattr(self, "first_path_s", None) is not None:
             s["first_path_ms"] = round(1000 * self.first_path_s, 1)
         if getattr(self, "spec_stats", None):

@@ -67,15 +67,14 @@ def sample_inputs(ds: sd.ShapeData, i: int, rng: np.random.Generator, cfg: Shape
             "use_sketch": use_sketch, "leaf_states": states, "leaf_target": block(occ, cfg.finest >> cfg.ar_depth)}
 
 
-def losses(model: ShapeGPT, ex: dict, device: str) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(octree loss, leaf loss, predicted tokens) for one example."""
-    tt = lambda a, dt=torch.long: torch.as_tensor(np.asarray(a), dtype=dt, device=device)
-    pre = model.prefix(tt(ex["text"], torch.float32)[None], tt(ex["sketch"], torch.float32)[None],
-                       tt([ex["view"]]), tt([ex["use_text"]], torch.bool), tt([ex["use_sketch"]], torch.bool))
-    revealed = tt(ex["revealed"], torch.bool)
-    logits = model(pre, tt(ex["level"]), tt(ex["slot"]), tt(ex["xyz"]), tt(ex["parent"]), tt(ex["pattern"]), revealed)
-    target = tt(ex["pattern"])
+def _tensor(device: str):
+    return lambda a, dt=torch.long: torch.as_tensor(np.asarray(a), dtype=dt, device=device)
+
+
+def _example_losses(model: ShapeGPT, ex: dict, logits: torch.Tensor, revealed: torch.Tensor, tt):
+    """(pattern CE on the tokens not revealed, leaf-voxel BCE on the MIXED cells) of one example."""
     todo = ~revealed
+    target = tt(ex["pattern"])
     ar = F.cross_entropy(logits[todo].reshape(-1, 3), target[todo].reshape(-1)) if bool(todo.any()) else logits.sum() * 0
     cells = np.argwhere(ex["leaf_states"] == oct.MIXED)
     if len(cells):
@@ -84,31 +83,32 @@ def losses(model: ShapeGPT, ex: dict, device: str) -> tuple[torch.Tensor, torch.
         leaf = F.binary_cross_entropy_with_logits(leaf_logits, tt(target, torch.float32))
     else:
         leaf = logits.sum() * 0
-    return ar, leaf, int(todo.sum())
+    return ar, leaf
+
+
+def losses(model: ShapeGPT, ex: dict, device: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(octree loss, leaf loss, predicted tokens) for one example."""
+    tt = _tensor(device)
+    pre = model.prefix(tt(ex["text"], torch.float32)[None], tt(ex["sketch"], torch.float32)[None],
+                       tt([ex["view"]]), tt([ex["use_text"]], torch.bool), tt([ex["use_sketch"]], torch.bool))
+    revealed = tt(ex["revealed"], torch.bool)
+    logits = model(pre, tt(ex["level"]), tt(ex["slot"]), tt(ex["xyz"]), tt(ex["parent"]), tt(ex["pattern"]), revealed)
+    ar, leaf = _example_losses(model, ex, logits, revealed, tt)
+    return ar, leaf, int((~revealed).sum())
 
 
 def losses_packed(model: ShapeGPT, exs: list[dict], device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch means of `losses` over several examples, with the octree transformer run once for
     all of them (`ShapeGPT.forward_packed`): the same objective, far fewer launches on a GPU."""
-    tt = lambda a, dt=torch.long: torch.as_tensor(np.asarray(a), dtype=dt, device=device)  # noqa: E731
+    tt = _tensor(device)
     pre = model.prefix(tt(np.stack([e["text"] for e in exs]), torch.float32),
                        tt(np.stack([e["sketch"] for e in exs]), torch.float32), tt([e["view"] for e in exs]),
                        tt([e["use_text"] for e in exs], torch.bool), tt([e["use_sketch"] for e in exs], torch.bool))
     items = [(tt(e["level"]), tt(e["slot"]), tt(e["xyz"]), tt(e["parent"]), tt(e["pattern"]), tt(e["revealed"], torch.bool))
              for e in exs]
-    ars, leaves = [], []
-    for e, it, logits in zip(exs, items, model.forward_packed(pre, items)):
-        todo = ~it[5]
-        ars.append(F.cross_entropy(logits[todo].reshape(-1, 3), it[4][todo].reshape(-1)) if bool(todo.any())
-                   else logits.sum() * 0)
-        cells = np.argwhere(e["leaf_states"] == oct.MIXED)
-        if len(cells):
-            leaf_logits = model.leaf(tt(e["leaf_states"]), tt(cells))
-            target = e["leaf_target"][cells[:, 0], cells[:, 1], cells[:, 2]]
-            leaves.append(F.binary_cross_entropy_with_logits(leaf_logits, tt(target, torch.float32)))
-        else:
-            leaves.append(logits.sum() * 0)
-    return torch.stack(ars).mean(), torch.stack(leaves).mean()
+    pairs = [_example_losses(model, e, logits, it[5], tt)
+             for e, it, logits in zip(exs, items, model.forward_packed(pre, items))]
+    return torch.stack([a for a, _ in pairs]).mean(), torch.stack([b for _, b in pairs]).mean()
 
 
 @torch.no_grad()
@@ -214,6 +214,14 @@ def main(argv=None) -> int:
         examples = iter(torch.utils.data.DataLoader(Examples(ds, train_idx, cfg, a.seed * 1000 + rank + step * 7919),
                                                     batch_size=None, collate_fn=_as_is, num_workers=a.workers,
                                                     prefetch_factor=8, persistent_workers=True))
+
+    def draw() -> dict:
+        """The next training example (from the workers, or made here); shapes over the token budget skipped."""
+        while True:
+            ex = next(examples) if examples is not None else sample_inputs(ds, int(rng.choice(train_idx)), rng, cfg)
+            if ex is not None:
+                return ex
+
     model.train()
     t0 = time.time() - t_spent
     ema = None
@@ -227,20 +235,14 @@ def main(argv=None) -> int:
         n = 0
         ar_tot, leaf_tot = 0.0, 0.0
         if a.packed:  # the whole batch in one transformer forward (GPU)
-            exs = []
-            while len(exs) < a.batch:
-                ex = next(examples) if examples is not None else sample_inputs(ds, int(rng.choice(train_idx)), rng, cfg)
-                if ex is not None:
-                    exs.append(ex)
+            exs = [draw() for _ in range(a.batch)]
             ar, leaf = losses_packed(model, exs, device)
             (ar + 0.5 * leaf).backward()
             ar_tot, leaf_tot = float(ar.detach()) * a.batch, float(leaf.detach()) * a.batch
             tokens_seen += sum(len(e["level"]) for e in exs)
             n = a.batch
         while n < a.batch:
-            ex = next(examples) if examples is not None else sample_inputs(ds, int(rng.choice(train_idx)), rng, cfg)
-            if ex is None:
-                continue
+            ex = draw()
             ar, leaf, k = losses(model, ex, device)
             ((ar + 0.5 * leaf) / a.batch).backward()
             ar_tot, leaf_tot = ar_tot + float(ar.detach()), leaf_tot + float(leaf.detach())
