@@ -44,6 +44,7 @@ from models.icon.tokenizer import (BOS, EOS, PATH, START, TXT, Grammar, GrammarT
 STEP_BUDGET_S = 0.03  # decode for about this long per step() so cancel / steer stay instant
 PARTIAL_EVERY = 6  # tokens between updates of the path in progress
 MAX_PATHS_IN = 64
+INK_SIZE = 32  # raster side for the "the drawing is not empty" check before a candidate may end
 
 
 @dataclass
@@ -238,6 +239,9 @@ class IconSession(StreamSession):
         with torch.inference_mode():
             embeds = model.prefix_embeds(texts.to(self.device), len(ctx))
         self.tracker = GrammarTracker(Grammar(single_path=mode != "generate", max_len=self.max_new), n, START)
+        # a candidate may not end while its drawing is still empty (validity: it must render something)
+        self.require_ink = bool(params.get("require_ink", True))
+        self.tracker.no_eos[:] = self.require_ink
         # drafting pays for greedy requests; sampled ones (T 0.8) accept too few n-gram drafts
         # (1.1 tokens per forward, 0.57x per token on this CPU), so they draft only when asked
         self.speculative = bool(params.get("speculative", temperature == 0.0)) and n == 1
@@ -327,6 +331,8 @@ class IconSession(StreamSession):
                 if t in (PATH, EOS) and PATH in row:
                     out.append(self._path_event(b, final=True))
                 row.append(t)
+                if self.tracker.no_eos[b] and self.tracker.may_end(b) and self._has_ink(row):
+                    self.tracker.no_eos[b] = False
                 if t == EOS:
                     self.finished[b] = True
                 elif self.stop_loops and repeating_tail(row):
@@ -347,6 +353,16 @@ class IconSession(StreamSession):
         if not self.done:
             out.append(("progress", {"done": self.n_tokens, "total": self.max_new + 1}))
         return out
+
+    @staticmethod
+    def _has_ink(row: list[int]) -> bool:
+        """Does the row drawn so far (open paths closed) cover any pixel of a 32 px raster — the
+        size the evaluator and the validity check use?"""
+        try:
+            paths = decode(row, partial=True)
+        except ValueError:
+            return False
+        return bool(paths) and bool((render_paths(paths, INK_SIZE) > 0.5).any())
 
     def _current_path(self, b: int) -> IconPath | None:
         row = self.rows[b]

@@ -183,9 +183,21 @@ class GrammarTracker:
         self.state = np.full(batch, start, dtype=np.int64)
         self.last_cmd = np.zeros(batch, dtype=np.int64)
         self.used = 0
+        # rows that may not end yet (their drawing is still empty); the session clears them. Never
+        # applied within the closing margin, where ending is the only way to stay in the budget.
+        self.no_eos = np.zeros(batch, dtype=bool)
 
     def bias(self) -> np.ndarray:
-        return self.g.bias(self.state, self.used)
+        b = self.g.bias(self.state, self.used)
+        veto = self.no_eos & (self.state != END)
+        if veto.any() and self.g.max_len - self.used > 9:
+            b = b.copy()
+            b[veto, EOS] = -np.inf
+        return b
+
+    def may_end(self, b: int) -> bool:
+        """Would EOS be a grammatical next token for row b (a command or a Z just finished)?"""
+        return int(self.state[b]) in (CMD, AFTER_Z)
 
     def feed(self, toks) -> None:
         for b, t in enumerate(np.asarray(toks).reshape(-1).tolist()):

@@ -160,8 +160,11 @@ class SpeechModel(nn.Module):
         return torch.cat([f[..., :1], vuv, f[..., 2:]], -1)
 
     # ---- training ---------------------------------------------------------------------------
-    def forward(self, batch: dict) -> dict:
-        """Teacher-forced pass; returns the losses."""
+    def forward(self, batch: dict, ss: float = 0.0, ss_passes: int = 1) -> dict:
+        """Teacher-forced pass; returns the losses. `ss` > 0: parallel scheduled sampling — the
+        decoder first predicts every step from the true frames (no gradient, `ss_passes` times, each
+        pass fed the last one's predictions), then each step's fed-back input is that prediction with
+        probability `ss`: it learns to continue from its own (smoothed) frames, as when it runs free."""
         cfg = self.cfg
         enc = self.encode(batch["ids"], batch["n_chars"])
         logd = self.durations(enc, batch["spans"], batch["voice"], batch["emotion"])
@@ -174,6 +177,8 @@ class SpeechModel(nn.Module):
         prev = prev + 0.1 * torch.randn_like(prev)  # small input noise against exposure bias
         style = self.style(batch["voice"], batch["emotion"])[:, None].expand(-1, S, -1)
         vuv_steps = batch["frames"][..., 1].view(B, S, cfg.step)
+        if ss > 0:
+            prev = self._scheduled_prev(enc, batch, style, prev, vuv_steps, ss, ss_passes)
         step_mask = batch["frame_mask"].view(B, S, cfg.step)
         plan = self.voicing(enc, batch["char_pos"], batch["pos_feats"], style, step_mask[..., 0].sum(1).long())
         vuv_plan = (F.binary_cross_entropy_with_logits(plan, vuv_steps, reduction="none") * step_mask).sum() / step_mask.sum()
@@ -187,6 +192,20 @@ class SpeechModel(nn.Module):
         spec = ((out[..., 2:] - tgt[..., 2:]).abs() * fmask).sum() / (n * (cfg.n_feat - 2))
         loss = spec + 0.5 * lf0 + 0.2 * vuv + 0.2 * dur_loss + 0.3 * vuv_plan
         return dict(loss=loss, spec=spec, lf0=lf0, vuv=vuv, dur=dur_loss, vuv_plan=vuv_plan)
+
+    @torch.no_grad()
+    def _scheduled_prev(self, enc, batch, style, prev, vuv_steps, ss: float, passes: int) -> torch.Tensor:
+        B, S, F_ = prev.shape
+        cond = self.step_cond(enc, batch["char_pos"], batch["pos_feats"], style, vuv_steps)
+        fed = prev
+        for _ in range(passes):
+            out = self.decoder(embeds=self.prenet(fed) + cond).view(B, S, self.cfg.step, self.cfg.n_feat).clone()
+            out[..., 1] = 0.0  # the voicing flag is blanked in the feedback, as in ar_input
+            out = out.view(B, S, F_)
+            own = torch.cat([torch.zeros_like(out[:, :1]), out[:, :-1]], 1)
+            use = torch.rand(B, S, 1, device=prev.device) < ss
+            fed = torch.where(use, own, prev)
+        return fed
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -124,6 +124,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=WEIGHTS)
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--ss", type=float, default=0.0, help="scheduled sampling: share of fed-back steps taken from the model's own predictions")
+    p.add_argument("--ss-passes", type=int, default=2, help="prediction passes behind each scheduled-sampling batch")
+    p.add_argument("--run-dir", type=Path, default=RUNS, help="training state (resume) folder")
+    p.add_argument("--restart-schedule", action="store_true",
+                   help="resume the weights and optimizer but start a new warm-up + cosine (a fine-tune leg)")
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--snapshot-minutes", type=float, default=0.0,
+                   help="also keep a copy of the weights every N minutes (run-dir/acoustic-<step>.safetensors)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -141,10 +149,14 @@ def main(argv=None) -> int:
     model.feat_std.copy_(torch.from_numpy(std))
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    ckpt = RUNS / "state.pt"
+    ckpt = args.run_dir / "state.pt"
+    if not ckpt.exists() and (RUNS / "state.pt").exists() and args.run_dir != RUNS and not args.fresh:
+        ckpt_in = RUNS / "state.pt"  # a new leg in its own folder starts from the main run's state
+    else:
+        ckpt_in = ckpt
     step = 0
-    if ckpt.exists() and not args.fresh:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if ckpt_in.exists() and not args.fresh:
+        state = torch.load(ckpt_in, map_location="cpu", weights_only=True)
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
         if unexpected:
             raise RuntimeError(f"checkpoint has parameters this model lacks: {unexpected[:5]}")
@@ -153,6 +165,8 @@ def main(argv=None) -> int:
         else:
             opt.load_state_dict(state["opt"])
         step = int(state["step"])
+        if args.restart_schedule and ckpt_in != ckpt:
+            step = 0
     net = model
     if world_size > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: PLC0415
@@ -163,7 +177,7 @@ def main(argv=None) -> int:
     t0, last_save, ema, frames_seen = time.time(), time.time(), None, 0
 
     def save(final=False):
-        RUNS.mkdir(parents=True, exist_ok=True)
+        args.run_dir.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt.with_suffix(".tmp"))
         ckpt.with_suffix(".tmp").replace(ckpt)
         metrics = evaluate(model, held, device)
@@ -172,14 +186,18 @@ def main(argv=None) -> int:
                                                    "device": device, "threads": args.threads})
         model.train()
         print(json.dumps({"saved": str(args.out), "step": step, "heldout": metrics, "final": final}), flush=True)
+        if args.snapshot_minutes:
+            import shutil  # noqa: PLC0415
+            shutil.copy(args.out, args.run_dir / f"acoustic-{step}.safetensors")
+            shutil.copy(args.out.with_suffix(".json"), args.run_dir / f"acoustic-{step}.json")
 
     model.train()
     while step < args.steps and (time.time() - t0) < args.minutes * 60:
         items = [corpus.item(i) for i in corpus.batch_indices(args.batch_steps)]
         b = {k: v.to(device) for k, v in collate(items, cfg.step).items()}
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr)
-        losses = net(b)
+            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        losses = net(b, ss=args.ss, ss_passes=args.ss_passes) if args.ss else net(b)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -190,8 +208,8 @@ def main(argv=None) -> int:
         ema = lv if ema is None else 0.98 * ema + 0.02 * lv
         if rank == 0 and step % 25 == 0:
             print(json.dumps({"step": step, "loss": round(ema, 4), **{k: round(float(v), 4) for k, v in losses.items() if k != "loss"},
-                              "lr": round(lr_at(step, args.steps, args.lr), 6), "min": round((time.time() - t0) / 60, 1)}), flush=True)
-        if rank == 0 and time.time() - last_save > 600:
+                              "lr": round(lr_at(step, args.steps, args.lr, args.warmup), 6), "min": round((time.time() - t0) / 60, 1)}), flush=True)
+        if rank == 0 and time.time() - last_save > 60 * (args.snapshot_minutes or 10):
             save()
             last_save = time.time()
     if rank == 0:

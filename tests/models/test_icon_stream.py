@@ -147,3 +147,37 @@ def test_a_candidate_stuck_in_a_loop_is_ended_cleanly(bundle):
     assert out["valid"] and len(out["paths"]) == 1
     assert s.stats()["loops_stopped"] == 1 and s.n_tokens < 40  # stopped after three turns, not 287 tokens
     assert [d["final"] for k, d in events if k == "partial"][-1]  # the path was sent as finished
+
+
+def test_candidates_do_not_end_empty(bundle):
+    """A candidate may not end (EOS) while its drawing is still empty; with the check off, the tiny
+    random model ends some candidates without ink, so the check is what makes the difference."""
+    from models.icon.svg import render_paths
+    from models.icon.tokenizer import decode
+
+    def inked(row):
+        paths = decode(row, partial=True)
+        return bool(paths) and bool((render_paths(paths, 32) > 0.5).any())
+
+    def empties(require):
+        n_empty = 0
+        for seed in range(2):
+            s, _ = run(bundle, {"prompt": "a rocket", "n": 8, "temperature": 1.2, "seed": seed, "max_tokens": 48,
+                                "require_ink": require})
+            n_empty += sum(1 for b, row in enumerate(s.rows) if s.finished[b] and not inked(row))
+        return n_empty
+
+    assert empties(True) == 0
+    assert empties(False) > 0
+
+
+def test_tracker_ink_veto_only_where_it_can_be_kept():
+    from models.icon.tokenizer import CMD, END, Grammar, GrammarTracker
+
+    tr = GrammarTracker(Grammar(max_len=100), 3)
+    tr.state[:] = [CMD, CMD, END]
+    tr.no_eos[:] = [True, False, True]
+    b = tr.bias()
+    assert b[0, EOS] == -np.inf and b[1, EOS] == 0.0 and b[2, EOS] == 0.0  # END rows keep their only move
+    tr.used = 95  # inside the closing margin: ending must stay possible
+    assert tr.bias()[0, EOS] == 0.0
