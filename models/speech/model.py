@@ -45,6 +45,7 @@ class SpeechConfig:
     vuv_layers: int = 2  # non-autoregressive voicing planner
     prenet_dropout: float = 0.5
     dropout: float = 0.0
+    char_align: bool = False  # a character-share head places the decoder inside each word (align.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,6 +62,10 @@ class SpeechModel(nn.Module):
         self.voice_emb = nn.Embedding(cfg.n_voice, d)
         self.emo_proj = nn.Sequential(nn.Linear(cfg.n_emotion, d), nn.SiLU(), nn.Linear(d, d))
         self.dur_head = nn.Sequential(nn.Linear(de + d, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(), nn.Linear(256, 1))
+        # share of its word's time each character takes (softmax inside the word; models/speech/align.py
+        # made the targets): the decoder is told which letter it is saying, not a linear guess
+        if cfg.char_align:
+            self.frac_head = nn.Sequential(nn.Linear(de + d, 128), nn.SiLU(), nn.Linear(128, 1))
         fin = cfg.step * cfg.n_feat
         self.prenet = nn.Sequential(nn.Linear(fin, 256), nn.ReLU(), nn.Dropout(cfg.prenet_dropout),
                                     nn.Linear(256, d), nn.ReLU(), nn.Dropout(cfg.prenet_dropout))
@@ -106,6 +111,25 @@ class SpeechModel(nn.Module):
         pooled = self.word_pool(enc, spans)
         g = self.style(voice, emotion)[:, None].expand(-1, pooled.shape[1], -1)
         return self.dur_head(torch.cat([pooled, g], -1)).squeeze(-1)
+
+    def char_logits(self, enc, voice, emotion) -> torch.Tensor:
+        """(B, L) logits whose softmax over a word's characters is each one's share of the word."""
+        g = self.style(voice, emotion)[:, None].expand(-1, enc.shape[1], -1)
+        return self.frac_head(torch.cat([enc, g], -1)).squeeze(-1)
+
+    @staticmethod
+    def word_log_shares(logits: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+        """(B, L) logits, (B, W, 2) spans -> (B, W, L) log shares inside each word (-inf outside)."""
+        L = logits.shape[1]
+        ar = torch.arange(L, device=logits.device)
+        inside = (ar[None, None] >= spans[..., :1]) & (ar[None, None] < spans[..., 1:])
+        x = logits[:, None].expand(-1, spans.shape[1], -1).masked_fill(~inside, float("-inf"))
+        return torch.log_softmax(x, -1)
+
+    def char_shares(self, enc, spans, voice, emotion) -> torch.Tensor:
+        """(B, L) predicted share of its word's time for every character."""
+        logp = self.word_log_shares(self.char_logits(enc, voice, emotion), spans)
+        return logp.exp().nan_to_num(0.0).sum(1)
 
     @staticmethod
     def text_at(enc, char_pos) -> torch.Tensor:
@@ -191,7 +215,14 @@ class SpeechModel(nn.Module):
         vuv = (F.binary_cross_entropy_with_logits(out[..., 1], vuv_t, reduction="none") * fmask[..., 0]).sum() / n
         spec = ((out[..., 2:] - tgt[..., 2:]).abs() * fmask).sum() / (n * (cfg.n_feat - 2))
         loss = spec + 0.5 * lf0 + 0.2 * vuv + 0.2 * dur_loss + 0.3 * vuv_plan
-        return dict(loss=loss, spec=spec, lf0=lf0, vuv=vuv, dur=dur_loss, vuv_plan=vuv_plan)
+        out = dict(spec=spec, lf0=lf0, vuv=vuv, dur=dur_loss, vuv_plan=vuv_plan)
+        if self.cfg.char_align and "char_share" in batch:  # cross-entropy of the aligned shares against the predicted ones
+            logp = self.word_log_shares(self.char_logits(enc, batch["voice"], batch["emotion"]), batch["spans"])
+            tgt = batch["char_share"][:, None] * torch.isfinite(logp)
+            share = -(tgt * logp.nan_to_num(0.0, neginf=0.0)).sum(-1)  # (B, W)
+            out["share"] = (share * wmask).sum() / wmask.sum()
+            loss = loss + 0.2 * out["share"]
+        return dict(loss=loss, **out)
 
     @torch.no_grad()
     def _scheduled_prev(self, enc, batch, style, prev, vuv_steps, ss: float, passes: int) -> torch.Tensor:
@@ -233,9 +264,27 @@ def position_features(word_frames, step: int = 2):
     return np.asarray(widx, np.int64), np.asarray(prog, np.float32), np.asarray(feats, np.float32)
 
 
-def char_positions(spans, widx, prog):
-    """Fractional char index per step: linear through the word's span (its letters, punctuation, space)."""
+def char_positions(spans, widx, prog, shares=None):
+    """Fractional char index per step. Without `shares`: linear through the word's span (its
+    letters, punctuation, space). With shares (L,) — each character's share of its word's time —
+    piecewise linear: a step at progress p of its word sits in the character whose cumulative
+    share covers p, at the matching point inside it (index c at the middle of character c)."""
     import numpy as np  # noqa: PLC0415
     spans = np.asarray(spans)
     s, e = spans[widx, 0], spans[widx, 1]
-    return (s + prog * (e - s) - 0.5).clip(0, None).astype(np.float32)
+    if shares is None:
+        return (s + prog * (e - s) - 0.5).clip(0, None).astype(np.float32)
+    shares = np.asarray(shares, np.float64)
+    out = np.empty(len(widx), np.float32)
+    for w, (a, b) in enumerate(spans.tolist()):
+        sel = np.flatnonzero(widx == w)
+        if not len(sel):
+            continue
+        sh = np.maximum(shares[a:b], 0.0)
+        sh = sh / sh.sum() if sh.sum() > 0 else np.full(b - a, 1.0 / (b - a))
+        cum = np.concatenate([[0.0], np.cumsum(sh)])
+        p = prog[sel]
+        c = np.clip(np.searchsorted(cum, p, side="right") - 1, 0, b - a - 1)
+        local = (p - cum[c]) / np.maximum(sh[c], 1e-9)
+        out[sel] = a + c + np.clip(local, 0.0, 1.0) - 0.5
+    return out.clip(0, None)

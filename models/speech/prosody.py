@@ -90,29 +90,52 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
     return x[i0] * (1 - w) + x[i1] * w
 
 
+def retime_lengths(word_frames: np.ndarray, pause_frames: np.ndarray, tempo: float, pause: float,
+                   step: int = 2) -> list[tuple[int, int, int, int]]:
+    """Per word (speech frames, pause frames) before and after `retime`: (s0, g0, s1, g1)."""
+    out = []
+    for n, p in zip(np.asarray(word_frames).tolist(), np.asarray(pause_frames).tolist()):
+        p = min(p, n)
+        s0, g0 = n - p, p
+        ns = max(1, int(round(s0 / tempo))) if s0 else 0
+        ng = int(round(g0 * pause / tempo)) if g0 else 0
+        total = max(step, int(round((ns + ng) / step)) * step)
+        ng = max(0, min(ng, total - ns)) if ns else total
+        out.append((s0, g0, total - ng, ng))
+    return out
+
+
 def retime(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray, tempo: float, pause: float,
            step: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Stretch each word's speech part by 1/tempo and its trailing pause by pause/tempo; every new
     word length is a multiple of `step` frames. Returns (frames, word_frames)."""
     out, lens, s = [], [], 0
-    for n, p in zip(word_frames.tolist(), pause_frames.tolist()):
-        seg = frames[s:s + n]
-        s += n
-        p = min(p, n)
-        speech, gap = seg[:n - p], seg[n - p:]
-        ns = max(1, int(round(len(speech) / tempo))) if len(speech) else 0
-        ng = int(round(len(gap) * pause / tempo)) if len(gap) else 0
-        total = max(step, int(round((ns + ng) / step)) * step)
-        ng = max(0, min(ng, total - ns)) if ns else total
-        ns = total - ng
+    for s0, g0, ns, ng in retime_lengths(word_frames, pause_frames, tempo, pause, step):
+        seg = frames[s:s + s0 + g0]
+        s += s0 + g0
+        speech, gap = seg[:s0], seg[s0:]
         parts = [_resample(speech, ns)] if ns else []
         if ng:
             parts.append(_resample(gap, ng))
         out.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
-        lens.append(total)
+        lens.append(ns + ng)
     new = np.concatenate(out).astype(np.float32)
     new[:, 1] = (new[:, 1] > 0.5).astype(np.float32)
     return new, np.asarray(lens, np.int64)
+
+
+def retime_chars(char_frames: np.ndarray, spans: np.ndarray, lengths: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Frames per character (aligned, each word's pause on its last character) after `retime`:
+    the speech part of every character scales with its word's speech, the pause with the pause.
+    Returns float frames per character."""
+    out = np.asarray(char_frames, np.float64).copy()
+    for (a, b), (s0, g0, s1, g1) in zip(np.asarray(spans).tolist(), lengths):
+        c = out[a:b]
+        c[-1] -= g0
+        c *= s1 / max(s0, 1)
+        c[-1] += g1
+        out[a:b] = np.maximum(c, 0.0)
+    return out
 
 
 def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray, v: np.ndarray,

@@ -53,6 +53,7 @@ class Plan:
     def __init__(self, text: str, enc: torch.Tensor, spans: np.ndarray, logd: np.ndarray):
         self.text, self.enc, self.spans, self.logd = text, enc, spans, logd
         self.word_frames = np.zeros(len(spans), np.int64)
+        self.shares: np.ndarray | None = None  # each character's share of its word (aligned models)
 
 
 def fit_lengths(pred: np.ndarray, total_steps: int, min_steps: int = 1) -> np.ndarray:
@@ -160,7 +161,10 @@ class SpeechSession(StreamSession):
         v = torch.from_numpy(self.v)[None].to(self.device)
         with torch.inference_mode():
             for p in self.plans[self.sent:]:
-                p.logd = m.durations(p.enc, torch.from_numpy(p.spans)[None].to(self.device), self.voice_id, v)[0].cpu().numpy()
+                spans = torch.from_numpy(p.spans)[None].to(self.device)
+                p.logd = m.durations(p.enc, spans, self.voice_id, v)[0].cpu().numpy()
+                if m.cfg.char_align:
+                    p.shares = m.char_shares(p.enc, spans, self.voice_id, v)[0].cpu().numpy()
         fixed = 0  # steps already committed (sentences done + words begun in the current one)
         free: list[tuple[int, int]] = []  # (sentence, word) whose length may change
         for si, p in enumerate(self.plans):
@@ -201,7 +205,7 @@ class SpeechSession(StreamSession):
         (for the current emotion; steps already decoded keep theirs)."""
         widx, prog, feats = position_features(p.word_frames, self.bundle.cfg.step)
         self.widx = widx
-        self.char_pos = torch.from_numpy(char_positions(p.spans, widx, prog)).to(self.device)
+        self.char_pos = torch.from_numpy(char_positions(p.spans, widx, prog, p.shares)).to(self.device)
         self.pos_feats = torch.from_numpy(feats).to(self.device)
         m = self.bundle.model
         with torch.inference_mode():

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from models.common.paths import REPO, asset
+from models.common.paths import REPO, asset, cache_dir
 from models.common.weights import save_weights
 from models.speech import prosody, world
 from models.speech.data import load
@@ -32,8 +32,9 @@ WEIGHTS = asset("speech", "acoustic.safetensors")
 class Corpus:
     """Utterances from a built split, sampled into augmented, padded batches."""
 
-    def __init__(self, z: dict, seed: int = 0, step: int = 2):
+    def __init__(self, z: dict, seed: int = 0, step: int = 2, align: np.ndarray | None = None):
         self.z, self.step = z, step
+        self.align = align  # frames per character (models/speech/align.py), aligned with z["ids"]
         self.n = len(z["texts"])
         self.rng = np.random.default_rng(seed)
         self.n_frames = np.diff(z["frame_off"])
@@ -49,10 +50,23 @@ class Corpus:
             v = prosody.random_vector(self.rng)
         if voice is None:
             voice = int(self.rng.random() < 0.3)
+        wf0 = wf
         frames, wf = prosody.apply(frames, wf, pf, v, prosody.VOICE_NAMES[voice], self.step)
         widx, prog, feats = position_features(wf, self.step)
-        return dict(ids=ids, spans=spans, frames=frames, word_frames=wf, char_pos=char_positions(spans, widx, prog),
+        shares = None
+        if self.align is not None:  # each character's share of its (retimed) word
+            mx = prosody.mix(v)
+            cf = prosody.retime_chars(self.align[z["id_off"][i]:z["id_off"][i + 1]], spans,
+                                      prosody.retime_lengths(wf0, pf, mx["tempo"], mx["pause"], self.step))
+            tot = np.zeros(len(cf))
+            for a, b in spans.tolist():
+                tot[a:b] = max(cf[a:b].sum(), 1e-6)
+            shares = (cf / np.maximum(tot, 1e-6)).astype(np.float32)
+        item = dict(ids=ids, spans=spans, frames=frames, word_frames=wf, char_pos=char_positions(spans, widx, prog, shares),
                     pos_feats=feats, emotion=v.astype(np.float32), voice=voice)
+        if shares is not None:
+            item["char_share"] = shares
+        return item
 
     def batch_indices(self, max_steps: int) -> list[int]:
         """A random length bucket: indices whose padded size stays within `max_steps` decoder steps."""
@@ -73,6 +87,10 @@ def collate(items: list[dict], step: int = 2) -> dict:
                frames=np.zeros((B, S * step, nf), np.float32), frame_mask=np.zeros((B, S * step), np.float32),
                char_pos=np.zeros((B, S), np.float32), pos_feats=np.zeros((B, S, 6), np.float32),
                emotion=np.stack([it["emotion"] for it in items]), voice=np.array([it["voice"] for it in items]))
+    if "char_share" in items[0]:
+        out["char_share"] = np.zeros((B, L), np.float32)
+        for b, it in enumerate(items):
+            out["char_share"][b, :len(it["char_share"])] = it["char_share"]
     for b, it in enumerate(items):
         n, w, s = len(it["ids"]), len(it["word_frames"]), len(it["char_pos"])
         out["ids"][b, :n], out["n_chars"][b] = it["ids"], n
@@ -130,6 +148,9 @@ def main(argv=None) -> int:
     p.add_argument("--restart-schedule", action="store_true",
                    help="resume the weights and optimizer but start a new warm-up + cosine (a fine-tune leg)")
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--char-align", action="store_true",
+                   help="train on character alignments (align_<split>.npz from models.speech.align) with a share head")
+    p.add_argument("--init", type=Path, default=None, help="training state to start this leg from (weights + optimizer)")
     p.add_argument("--snapshot-minutes", type=float, default=0.0,
                    help="also keep a copy of the weights every N minutes (run-dir/acoustic-<step>.safetensors)")
     args = p.parse_args(argv)
@@ -141,8 +162,14 @@ def main(argv=None) -> int:
         rank, world_size = dist.get_rank(), dist.get_world_size()
     device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     train_z, test_z = load("train", args.data), load("test", args.data)
-    corpus, held = Corpus(train_z, seed=rank), Corpus(test_z, seed=999)
-    cfg = SpeechConfig(d_model=args.d_model, n_layer=args.layers)
+    align = {}
+    if args.char_align:
+        root = Path(args.data or cache_dir("speech"))
+        for split in ("train", "test"):
+            with np.load(root / f"align_{split}.npz") as za:
+                align[split] = za["char_frames"].astype(np.int64)
+    corpus, held = Corpus(train_z, seed=rank, align=align.get("train")), Corpus(test_z, seed=999, align=align.get("test"))
+    cfg = SpeechConfig(d_model=args.d_model, n_layer=args.layers, char_align=args.char_align)
     model = SpeechModel(cfg)
     mean, std = feature_stats(train_z)
     model.feat_mean.copy_(torch.from_numpy(mean))
@@ -150,7 +177,9 @@ def main(argv=None) -> int:
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     ckpt = args.run_dir / "state.pt"
-    if not ckpt.exists() and (RUNS / "state.pt").exists() and args.run_dir != RUNS and not args.fresh:
+    if args.init is not None and not ckpt.exists():
+        ckpt_in = args.init
+    elif not ckpt.exists() and (RUNS / "state.pt").exists() and args.run_dir != RUNS and not args.fresh:
         ckpt_in = RUNS / "state.pt"  # a new leg in its own folder starts from the main run's state
     else:
         ckpt_in = ckpt

@@ -224,7 +224,8 @@ def test_teacher_groups_map_onto_our_words():
     assert got[3][0] + got[4][0] == pytest.approx(250) and got[5] == (400, 50)
 
 
-def test_one_training_step_lowers_the_loss():
+@pytest.mark.parametrize("char_align,ss", [(False, 0.0), (True, 0.5)])
+def test_one_training_step_lowers_the_loss(char_align, ss):
     from models.speech.train import Corpus, collate
     items = []
     for k in range(4):
@@ -240,16 +241,76 @@ def test_one_training_step_lowers_the_loss():
          "word_off": np.cumsum([0] + [len(i["word_frames"]) for i in items]),
          "ids": np.concatenate([i["ids"] for i in items]), "id_off": np.cumsum([0] + [len(i["ids"]) for i in items]),
          "spans": np.concatenate([i["spans"] for i in items]), "texts": np.array([i["text"] for i in items])}
-    corpus = Corpus(z, seed=1)
+    align = None
+    if char_align:  # a made-up alignment: every character of a word gets its share, the first one most
+        align = np.concatenate([np.r_[4, np.ones(len(i["ids"]) - 1, np.int64)] for i in items])
+    corpus = Corpus(z, seed=1, align=align)
     batch = collate([corpus.item(i, np.zeros(8, np.float32), 0) for i in range(4)])
+    assert ("char_share" in batch) == char_align
     torch.manual_seed(0)
-    m = SpeechModel(SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, prenet_dropout=0.0))
+    m = SpeechModel(SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, prenet_dropout=0.0,
+                                 char_align=char_align))
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     first = None
     for _ in range(15):
-        loss = m(batch)["loss"]
+        out = m(batch, ss=ss)
+        assert ("share" in out) == char_align
+        loss = out["loss"]
         first = first if first is not None else float(loss.detach())
         opt.zero_grad()
         loss.backward()
         opt.step()
     assert float(m(batch)["loss"].detach()) < 0.8 * first
+
+
+# ---- character alignment ------------------------------------------------------------------------
+def test_align_word_finds_a_clear_segmentation_with_a_silent_letter():
+    from models.speech.align import align_word
+
+    true = [3, 0, 5, 4]  # the second character gets no frame
+    lab = np.repeat([0, 2, 3], [3, 5, 4])
+    cost = np.ones((4, 12))
+    cost[lab, np.arange(12)] = 0.0
+    assert align_word(cost, skip=0.2, pull=0.0).tolist() == true
+    assert align_word(np.zeros((1, 7))).tolist() == [7]
+
+
+def test_char_positions_follow_the_shares():
+    from models.speech.model import char_positions, position_features
+
+    spans = np.array([[0, 4], [4, 9]])
+    widx, prog, _ = position_features([8, 10])
+    linear = char_positions(spans, widx, prog)
+    assert np.allclose(char_positions(spans, widx, prog, np.ones(9)), linear)  # equal shares = linear
+    pos = char_positions(spans, widx, prog, np.array([0.5, 0.0, 0.25, 0.25, 1, 1, 1, 1, 1]))
+    # the first half of word 0 is its first letter, the silent second letter is never visited
+    assert pos[0] < 0.5 and pos[1] < 0.5 and np.all(np.abs(pos[:4] - 1) > 0.5)
+    assert np.all(np.diff(pos) >= 0)
+
+
+def test_retimed_character_frames_add_up_to_the_new_words():
+    from models.speech import prosody
+
+    wf, pf = np.array([20, 14]), np.array([6, 0])
+    spans = np.array([[0, 3], [3, 6]])
+    chars = np.array([4, 6, 10, 7, 5, 2])  # the pause (6) sits on the last character of word 0
+    lengths = prosody.retime_lengths(wf, pf, tempo=0.8, pause=1.5)
+    new = prosody.retime_chars(chars, spans, lengths)
+    _, new_wf = prosody.retime(np.zeros((34, world.N_FEAT), np.float32), wf, pf, 0.8, 1.5)
+    assert np.allclose([new[:3].sum(), new[3:].sum()], new_wf)
+
+
+def test_aligned_model_session_keeps_duration_control(tmp_path):
+    torch.manual_seed(0)
+    cfg = SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, char_align=True)
+    m = SpeechModel(cfg)
+    m.feat_std.fill_(0.1)
+    m.feat_std[1] = 1.0
+    save_weights(m, tmp_path / "a.safetensors", cfg)
+    b = SpeechBundle.from_file(tmp_path / "a.safetensors")
+    s = SpeechSession(b, "cpu")
+    s.start({"text": "Hello there, how are you?", "duration": "seconds", "seconds": 2.0, "seed": 0})
+    out = [d for k, d in run(s) if k == "output"][0]
+    assert abs(out["seconds"] - 2.0) < 0.05
+    assert s.plans[0].shares is not None and np.allclose(
+        [s.plans[0].shares[a:b].sum() for a, b in s.plans[0].spans], 1.0, atol=1e-4)
