@@ -14,6 +14,7 @@ Needs the corpus in the cache dir (python -m models.icon.data; evaluator rasters
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 import time
 from pathlib import Path
@@ -100,8 +101,13 @@ def main() -> int:
 
     size = ev.size if ev is not None else 32
     imgs = {lab: [raster(c["paths"], size) for c in cs] for lab, cs in samples.items()}
-    valid = [c["valid"] and (im > 0.5).any() for lab in labels for c, im in zip(samples[lab], imgs[lab])]
+    flat = [(c, im) for lab in labels for c, im in zip(samples[lab], imgs[lab])]
+    valid = [c["valid"] and (im > 0.5).any() for c, im in flat]
     validity = float(np.mean(valid))
+    why = Counter(f"{c.get('ended', '?')}, {'renders empty' if c['valid'] else 'unfinished'}"
+                  for (c, _), ok in zip(flat, valid) if not ok)
+    if why:
+        print("invalid samples (how they ended):", dict(why))
 
     uniq = []
     for lab in labels:

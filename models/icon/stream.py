@@ -259,6 +259,7 @@ class IconSession(StreamSession):
         self.finished = np.zeros(n, bool)
         self.stop_loops = bool(params.get("stop_loops", True))
         self.loops_stopped = 0
+        self.ended = ["budget"] * n  # why each candidate ended: "eos", "loop" or "budget"
         self.path_count = [0] * n
         self.prompt = prompt
         return [("progress", {"done": 0, "total": self.max_new + 1, "n": n, "mode": mode})]
@@ -335,6 +336,7 @@ class IconSession(StreamSession):
                     self.tracker.no_eos[b] = False
                 if t == EOS:
                     self.finished[b] = True
+                    self.ended[b] = "eos"
                 elif self.stop_loops and repeating_tail(row):
                     # the model redraws the same points over and over: end this candidate here
                     self.rows[b] = row = close_row(row)
@@ -342,6 +344,7 @@ class IconSession(StreamSession):
                         out.append(self._path_event(b, final=True))
                     row.append(EOS)
                     self.finished[b] = True
+                    self.ended[b] = "loop"
                     self.loops_stopped += 1
                 elif t != PATH and len(row) % PARTIAL_EVERY == 0:
                     ev = self._path_event(b, final=False)
@@ -401,7 +404,7 @@ class IconSession(StreamSession):
                     wire = self.context_paths + new
                 valid = valid and len(new) == 1
             svg = to_svg([IconPath.from_wire(p) for p in wire]) if wire else ""
-            cands.append({"paths": wire, "svg": svg, "valid": valid})
+            cands.append({"paths": wire, "svg": svg, "valid": valid, "ended": self.ended[b]})
         data = {"mode": self.mode, "candidates": cands, "prompt": self.prompt}
         if self.mode != "generate":
             data["index"] = self.index

@@ -186,13 +186,25 @@ class GrammarTracker:
         # rows that may not end yet (their drawing is still empty); the session clears them. Never
         # applied within the closing margin, where ending is the only way to stay in the budget.
         self.no_eos = np.zeros(batch, dtype=bool)
+        # geometry for the no-zero-length-segment rule: current point, subpath start, the x just
+        # given, and whether every point of the command so far sat on the current point
+        self.cur = np.full((batch, 2), -1, dtype=np.int64)
+        self.start = np.full((batch, 2), -1, dtype=np.int64)
+        self.x = np.full(batch, -1, dtype=np.int64)
+        self.still = np.zeros(batch, dtype=bool)
 
     def bias(self) -> np.ndarray:
         b = self.g.bias(self.state, self.used)
         veto = self.no_eos & (self.state != END)
-        if veto.any() and self.g.max_len - self.used > 9:
+        # a line or curve whose every point is the current point draws nothing: its last y may not
+        # close it (models fall into loops of such commands, e.g. "C 316 891 316 891 316 891" again)
+        still = (self.state == Y1) & self.still & (self.x == self.cur[:, 0]) & (self.last_cmd != M)
+        if (veto.any() and self.g.max_len - self.used > 9) or still.any():
             b = b.copy()
-            b[veto, EOS] = -np.inf
+            if self.g.max_len - self.used > 9:
+                b[veto, EOS] = -np.inf
+            rows = np.flatnonzero(still)
+            b[rows, Y0 + self.cur[rows, 1]] = -np.inf
         return b
 
     def may_end(self, b: int) -> bool:
@@ -204,8 +216,20 @@ class GrammarTracker:
             s = int(self.state[b])
             if t in (M, L, C, Z):
                 self.last_cmd[b] = t
+                self.still[b] = True
+                if t == Z:
+                    self.cur[b] = self.start[b]
             if self.g.table[s, t] == -np.inf and s != END:
                 raise ValueError(f"token {t} is not allowed in state {s}")
+            if X0 <= t < Y0:
+                self.x[b] = t - X0
+            elif t >= Y0 and s in (Y1, Y2, Y3):
+                y = t - Y0
+                self.still[b] &= bool(self.x[b] == self.cur[b, 0] and y == self.cur[b, 1])
+                if s == Y1:  # the command's end point
+                    self.cur[b] = (self.x[b], y)
+                    if self.last_cmd[b] == M:
+                        self.start[b] = self.cur[b]
             if s in (Y1,) and t >= Y0:
                 self.state[b] = AFTER_M if self.last_cmd[b] == M else CMD
             else:

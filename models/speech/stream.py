@@ -39,7 +39,8 @@ class SpeechBundle:
     def __init__(self, model: SpeechModel, device: str):
         self.model, self.device = model, device
         self.cfg = model.cfg
-        self.model.prenet.train()  # Tacotron: prenet dropout stays on at inference
+        if self.cfg.prenet_dropout_inference:
+            self.model.prenet.train()  # Tacotron: prenet dropout stays on at inference
 
     @classmethod
     def from_file(cls, path=WEIGHTS, device: str = "cpu") -> "SpeechBundle":

@@ -181,3 +181,35 @@ def test_tracker_ink_veto_only_where_it_can_be_kept():
     assert b[0, EOS] == -np.inf and b[1, EOS] == 0.0 and b[2, EOS] == 0.0  # END rows keep their only move
     tr.used = 95  # inside the closing margin: ending must stay possible
     assert tr.bias()[0, EOS] == 0.0
+
+
+def test_tracker_forbids_segments_that_draw_nothing():
+    from models.icon.tokenizer import C, L, M, X0, Y0, Grammar, GrammarTracker
+
+    tr = GrammarTracker(Grammar(), 1)
+    tr.feed_prefix([PATH, M, X0 + 10, Y0 + 20, L, X0 + 10])
+    assert tr.bias()[0, Y0 + 20] == -np.inf and tr.bias()[0, Y0 + 21] == 0.0  # L back onto (10, 20): no
+    tr.feed([Y0 + 30])  # L 10 30 is fine; now at (10, 30)
+    tr.feed_prefix([C, X0 + 10, Y0 + 30, X0 + 10, Y0 + 30, X0 + 10])
+    assert tr.bias()[0, Y0 + 30] == -np.inf  # a curve with all points on (10, 30)
+    tr2 = GrammarTracker(Grammar(), 1)
+    tr2.feed_prefix([PATH, M, X0 + 10, Y0 + 30, C, X0 + 11, Y0 + 30, X0 + 10, Y0 + 30, X0 + 10])
+    assert tr2.bias()[0, Y0 + 30] == 0.0  # a control point elsewhere: the curve has a shape
+
+
+def test_sampled_rows_hold_no_zero_length_segments(bundle):
+    from models.icon.tokenizer import decode
+
+    s, _ = run(bundle, {"prompt": "a rocket", "n": 8, "temperature": 1.0, "seed": 5, "max_tokens": 120})
+    for row in s.rows:
+        for p in decode(row, partial=True):
+            pts, k = np.asarray(p.pts), 0
+            cur = pts[0]
+            for cmd in p.cmds:
+                n = {"M": 1, "L": 1, "C": 3, "Z": 0}[cmd]
+                seg = pts[k:k + n]
+                if cmd in "LC":
+                    assert not np.all(seg == cur), "a segment that draws nothing"
+                if n:
+                    cur = seg[-1]
+                k += n
