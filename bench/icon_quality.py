@@ -14,9 +14,9 @@ Needs the corpus in the cache dir (python -m models.icon.data; evaluator rasters
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
