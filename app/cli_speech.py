@@ -59,6 +59,8 @@ def add_parser(sub) -> str:
     length.add_argument("--speed", type=_ranged("--speed", 0.5, 2), help="speaking rate (0.5-2, above 1 is faster)")
     p.add_argument("--voice", default="joe", help="voice name (default joe)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variation", type=float, default=0.0,
+                   help="0 = the clearest take, the same every time; up to 1 = takes that differ with --seed")
     p.add_argument("-o", "--output", type=output_path, default="speech.wav", help="WAV file to write (default speech.wav)")
     p.add_argument("--task", default="speech", help=argparse.SUPPRESS)  # tests point this at a fixture session
     return "speech"
@@ -70,6 +72,7 @@ def build_params(args) -> dict:
     for part in args.emotion:  # later mentions of a name win
         emotion.update(part)
     params = {"text": args.text, "voice": args.voice, "emotion": emotion, "alpha": args.alpha, "seed": args.seed,
+              "variation": args.variation,
               "duration": "auto"}
     if args.seconds is not None:
         params.update(duration="seconds", seconds=args.seconds)

@@ -96,9 +96,15 @@ class SpeechPanel(Panel):
         self.voice_box.addItems(VOICES)
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setToolTip("Same text, voice, emotion and seed = the same take")
+        self.seed_spin.setToolTip("With variation above 0: the same seed gives the same take")
+        self.variation_spin = QDoubleSpinBox()
+        self.variation_spin.setRange(0.0, 1.0)
+        self.variation_spin.setSingleStep(0.1)
+        self.variation_spin.setToolTip("0: the clearest take, the same every time. Higher: each seed gives a "
+                                       "different take (a little less clear)")
         form = QFormLayout()
         form.addRow("Voice", self.voice_box)
+        form.addRow("Variation", self.variation_spin)
         form.addRow("Seed", self.seed_spin)
 
         dur_box = QGroupBox("Duration")
@@ -234,7 +240,8 @@ class SpeechPanel(Panel):
         emotion, alpha = self.sliders.values()
         return {"text": self.text.toPlainText(), "voice": self.voice_box.currentText(), "emotion": emotion,
                 "alpha": alpha, "duration": DURATIONS[self.dur_group.checkedId()],
-                "seconds": self.seconds_spin.value(), "speed": self.speed_spin.value(), "seed": self.seed_spin.value()}
+                "seconds": self.seconds_spin.value(), "speed": self.speed_spin.value(), "seed": self.seed_spin.value(),
+                "variation": round(self.variation_spin.value(), 2)}
 
     def speak(self) -> str | None:
         """Start a take (a take still generating is cancelled: the newest request wins)."""
@@ -485,6 +492,7 @@ class SpeechPanel(Panel):
             seconds = float(state.get("seconds", self.seconds_spin.value()))
             speed = float(state.get("speed", self.speed_spin.value()))
             seed = int(state.get("seed", self.seed_spin.value()))
+            variation = float(state.get("variation", 0.0))
         except (TypeError, ValueError, AttributeError):
             return
         self.text.setPlainText(text)
@@ -497,6 +505,7 @@ class SpeechPanel(Panel):
         self.seconds_spin.setValue(seconds)
         self.speed_spin.setValue(speed)
         self.seed_spin.setValue(seed)
+        self.variation_spin.setValue(min(max(variation, 0.0), 1.0))
         self._sync_duration()
 
     def closeEvent(self, event) -> None:

@@ -9,7 +9,8 @@ with the audio, F0, spectrogram bands and energy of those frames. The last step 
 with the whole take.
 
 Params: text (1-2000 chars), voice ("joe" | "jo"), emotion {name: 0-1} for the 8 emotions, alpha
-(0-1), duration ("auto" | "seconds" | "speed"), seconds (0.3-60), speed (0.5-2, > 1 faster), seed.
+(0-1), duration ("auto" | "seconds" | "speed"), seconds (0.3-60), speed (0.5-2, > 1 faster), seed,
+variation (0-1: 0 = the clearest take, the same every time; more = takes that differ with the seed).
 Steer: emotion and alpha — they apply from the next chunk; the words not started yet are re-timed
 for the new emotion (keeping the requested total length in "seconds" mode).
 """
@@ -119,6 +120,10 @@ class SpeechSession(StreamSession):
         self.seconds = check_range(params, "seconds", 0.3, MAX_SECONDS, 3.0) if self.mode == "seconds" else None
         self.speed = check_range(params, "speed", 0.5, 2.0, 1.0) if self.mode == "speed" else 1.0
         seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
+        # variation: prenet dropout at inference (Tacotron) as a share of the trained rate; 0 = the
+        # clearest, repeatable take; > 0 = takes that differ with the seed (and blur a little)
+        self.variation = check_range(params, "variation", 0.0, 1.0,
+                                     1.0 if self.bundle.cfg.prenet_dropout_inference else 0.0)
         sentences = frontend.split_sentences(text)
         if not sentences:
             raise ParamError("There is nothing to say in this text (no letters or numbers).")
@@ -232,10 +237,19 @@ class SpeechSession(StreamSession):
         with torch_threads(1):  # one thread: faster for this small model on a busy 2-core machine
             return self._step()
 
+    def _prenet_mode(self) -> None:
+        """This session's variation on the shared model (sessions are stepped one at a time)."""
+        pre = self.bundle.model.prenet
+        for mod in pre:
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = self.bundle.cfg.prenet_dropout * self.variation
+        pre.train(self.variation > 0)
+
     def _step(self):
         m, cfg = self.bundle.model, self.bundle.cfg
         frames = []
         self._attach()
+        self._prenet_mode()
         with torch.inference_mode():
             for _ in range(CHUNK_STEPS):
                 if self.t >= len(self.char_pos) or self.t >= self.cache_len:

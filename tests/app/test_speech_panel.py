@@ -63,9 +63,9 @@ def test_cli_rejects_bad_arguments_before_starting_an_engine(capsys, tmp_path):
     import argparse
 
     ns = argparse.Namespace(text="Hi.", voice="jo", emotion=[{"happy": 0.8}, {"calm": 0.2, "happy": 0.5}],
-                            alpha=0.7, seed=3, seconds=None, speed=1.2)
+                            alpha=0.7, seed=3, variation=0.4, seconds=None, speed=1.2)
     assert build_params(ns) == {"text": "Hi.", "voice": "jo", "emotion": {"happy": 0.5, "calm": 0.2}, "alpha": 0.7,
-                                "seed": 3, "duration": "speed", "speed": 1.2}
+                                "seed": 3, "variation": 0.4, "duration": "speed", "speed": 1.2}
 
 
 def test_sliders_presets_reset_and_signal(qtbot):

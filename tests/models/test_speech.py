@@ -314,3 +314,17 @@ def test_aligned_model_session_keeps_duration_control(tmp_path):
     assert abs(out["seconds"] - 2.0) < 0.05
     assert s.plans[0].shares is not None and np.allclose(
         [s.plans[0].shares[a:b].sum() for a, b in s.plans[0].spans], 1.0, atol=1e-4)
+
+
+def test_variation_zero_is_repeatable_and_seeds_vary_takes_above_it(bundle):
+    def take(**kw):
+        s = SpeechSession(bundle, "cpu")
+        s.start({"text": "Alpha beta gamma.", **kw})
+        return [d for k, d in run(s) if k == "output"][0]["audio"]
+
+    assert np.array_equal(take(seed=1), take(seed=2))  # variation 0: the seed does not matter
+    a, b = take(seed=1, variation=1.0), take(seed=2, variation=1.0)
+    assert len(a) == len(b) and not np.allclose(a, b)
+    assert np.array_equal(a, take(seed=1, variation=1.0))
+    with pytest.raises(ParamError, match="variation"):
+        SpeechSession(bundle, "cpu").start({"text": "Hi.", "variation": 2})
