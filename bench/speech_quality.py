@@ -177,6 +177,9 @@ def main(argv=None) -> int:
     p.add_argument("--n-duration", type=int, default=20)
     p.add_argument("--n-emotion", type=int, default=20)
     p.add_argument("--examples", type=Path, default=None, help="write example WAVs + spectrogram picture here")
+    p.add_argument("--weights", type=Path, default=None, help="acoustic weights to judge (default: the shipped ones)")
+    p.add_argument("--wer-only", action="store_true", help="only the intelligibility block")
+    p.add_argument("--skip-wer", action="store_true", help="everything but the intelligibility block")
     args = p.parse_args(argv)
     import torch
 
@@ -185,14 +188,18 @@ def main(argv=None) -> int:
     from models.speech.stream import SpeechBundle
 
     torch.set_num_threads(1)
-    bundle = SpeechBundle.from_file()
+    bundle = SpeechBundle.from_file(args.weights) if args.weights else SpeechBundle.from_file()
     texts = [str(t) for t in load("test")["texts"]]
     wavs = sorted((cache_dir("speech") / "test_wavs").glob("*.wav"))
     res = {}
-    res["intelligibility"] = wer_block(bundle, texts, wavs, args.n)
-    print("WER:", {k: v for k, v in res["intelligibility"].items() if k != "samples"}, flush=True)
-    for s in res["intelligibility"]["samples"]:
-        print("   ref:", s["ref"], "\n   model:", s["model"], "\n   teacher:", s["teacher"])
+    if not args.skip_wer:
+        res["intelligibility"] = wer_block(bundle, texts, wavs, args.n)
+        print("WER:", {k: v for k, v in res["intelligibility"].items() if k != "samples"}, flush=True)
+        for s in res["intelligibility"]["samples"]:
+            print("   ref:", s["ref"], "\n   model:", s["model"], "\n   teacher:", s["teacher"])
+    if args.wer_only:
+        print(json.dumps({"bench": "speech_quality", **res}))
+        return 0
     res["duration"] = duration_block(bundle, texts[: args.n_duration])
     print("duration control:", res["duration"], flush=True)
     res["emotion"] = emotion_block(bundle, texts[: args.n_emotion])
