@@ -79,8 +79,10 @@ class EmotionSliders(QWidget):
             self.valuesChanged.emit(*self.values())
 
     def apply_preset(self, name: str) -> None:
-        if name in PRESETS:
-            self.set_values(PRESETS[name])
+        """Set the sliders to a preset by name (any case: 'happy' finds 'Happy')."""
+        match = {k.lower(): k for k in PRESETS}.get(name.strip().lower())
+        if match is not None:
+            self.set_values(PRESETS[match])
 
     def reset(self) -> None:
         self.set_values({}, 1.0)

@@ -85,6 +85,8 @@ def test_sliders_presets_reset_and_signal(qtbot):
     assert got[-1][1] == 0.4
     w.reset()
     assert w.values() == ({n: 0.0 for n in EMOTIONS}, 1.0) and w.preset_box.currentText() == "Neutral"
+    w.apply_preset("sad")  # any case finds the preset
+    assert w.values()[0]["sad"] == 1.0 and w.preset_box.currentText() == "Sad"
 
 
 # ---- the panel against a real engine --------------------------------------------------------------
