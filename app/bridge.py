@@ -77,6 +77,11 @@ class EngineBridge(QObject):
         if self.client is not None and job in self.listeners:
             (self.client.pause if paused else self.client.resume)(job)
 
+    def warm(self, task: str) -> None:
+        """Have the engine load `task`'s model ahead of the first job (best effort: no reply needed)."""
+        if self.client is not None and task:
+            self.client.warm(task)
+
     def request_status(self) -> None:
         """Ask for status; the answer arrives as statusReceived (or nothing when the engine is gone)."""
         if self.client is None:

@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         self.supervisor.stateChanged.connect(self._on_state)
         self.supervisor.logLine.connect(self.dock.append)
         self.supervisor.ready.connect(self._on_ready)
+        self.tabs.currentChanged.connect(lambda _=0: self._warm_current())
         self.supervisor.crashed.connect(self._on_crash)
         self.bridge.busyChanged.connect(self.supervisor.set_busy)
         self.bridge.statsReceived.connect(self._on_stats)
@@ -171,7 +172,14 @@ class MainWindow(QMainWindow):
     def _on_ready(self, endpoint: str):
         self.bridge.connect_to(endpoint)
         self.bridge.request_status()
+        self._warm_current()
         self.statusBar().showMessage("Engine ready", 3000)
+
+    def _warm_current(self):
+        """The engine loads the open panel's model while idle, so its first job does not wait for it."""
+        panel = self.tabs.currentWidget()
+        if getattr(panel, "task", ""):
+            self.bridge.warm(panel.task)
 
     def _on_crash(self, message: str):
         self.bridge.disconnect_engine(message)

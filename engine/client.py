@@ -89,6 +89,10 @@ class EngineClient:
     def resume(self, job: str) -> Future:
         return self.request("resume", job=job)
 
+    def warm(self, task: str) -> Future:
+        """Ask the engine to load `task`'s weights while it is idle (a panel was opened)."""
+        return self.request("warm", task=task)
+
     def status(self, timeout: float = 5.0) -> dict:
         return self.call("status", timeout=timeout)
 

@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-OPS = ("submit", "steer", "cancel", "pause", "resume", "status", "shutdown", "ping")
+OPS = ("submit", "steer", "cancel", "pause", "resume", "status", "shutdown", "ping", "warm")
 KINDS = ("queued", "started", "partial", "progress", "output", "finished", "cancelled", "error", "stats")
 TERMINAL = ("finished", "cancelled", "error")
 READY_LINE = "WEFT-ENGINE READY"

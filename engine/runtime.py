@@ -53,6 +53,12 @@ class Runtime:
         self.last_used[task] = time.monotonic()
         return cls(self.bundles[task], self.device)
 
+    def preload(self, task: str) -> None:
+        """Load `task`'s weights now (they are loaded on the first job otherwise)."""
+        if task not in self.bundles:
+            self.bundles[task] = session_class(self.tasks[task]).load(self.device)
+            self.last_used[task] = time.monotonic()
+
     def unload_idle(self, busy: set[str]) -> list[str]:
         """Drop the weights of every task with no running job; returns what was unloaded."""
         gone = [t for t in self.bundles if t not in busy]

@@ -7,6 +7,7 @@ steps, so cancel, pause and steer take effect within one step. A session that ra
 """
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from engine.runtime import Runtime, is_oom
 from models.common.session import ParamError, StreamSession
 
 STATS_EVERY_S = 0.5
+log = logging.getLogger("weft.engine")
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Scheduler:
         self.runtime, self._emit = runtime, emit
         self.jobs: dict[str, Job] = {}
         self._rr = 0
+        self.to_warm: list[str] = []  # tasks to load while nothing runs (the user opened their panel)
 
     # ---- requests -------------------------------------------------------------------------
     def submit(self, job_id: str, task: str, params: dict, client: bytes = b"") -> None:
@@ -57,6 +60,16 @@ class Scheduler:
             job.params.update(params)
             return
         job.session.steer(params)
+
+    def warm(self, task: str) -> bool:
+        """Load `task`'s weights the next time the engine is idle, so that its first job starts at
+        once. Returns False when they are loaded (or queued) already."""
+        if task not in self.runtime.tasks:
+            raise ParamError(f"unknown task '{task}'; this engine serves: {', '.join(sorted(self.runtime.tasks)) or 'nothing'}")
+        if task in self.runtime.bundles or task in self.to_warm:
+            return False
+        self.to_warm.append(task)
+        return True
 
     def cancel(self, job_id: str) -> None:
         job = self._get(job_id)
@@ -90,6 +103,8 @@ class Scheduler:
                 continue
             due = 0.0 if j.session is None else max(0.0, j.session.next_due() - now)
             best = due if best is None else min(best, due)
+        if best is None and self.to_warm:
+            return 0.0
         return best
 
     def pick(self) -> Job | None:
@@ -108,6 +123,15 @@ class Scheduler:
         """Run one step of one job. Returns False when there was nothing due."""
         job = self.pick()
         if job is None:
+            if not self.jobs and self.to_warm:  # idle: load what a panel will ask for
+                task = self.to_warm.pop(0)
+                t0 = time.perf_counter()
+                try:
+                    self.runtime.preload(task)
+                    log.info("warmed %s in %.2f s", task, time.perf_counter() - t0)
+                except Exception:  # the job that needs it will report the failure itself
+                    log.exception("warming %s failed", task)
+                return True
             return False
         try:
             t0 = time.perf_counter()

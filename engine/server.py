@@ -101,6 +101,9 @@ class Engine:
         self.scheduler.pause(str(msg["job"]), False)
         return {}
 
+    def op_warm(self, client, msg):
+        return {"queued": self.scheduler.warm(str(msg["task"]))}
+
     def op_ping(self, client, msg):
         return {"t": time.time()}
 

@@ -46,6 +46,7 @@ class ShapeConfig:
     rope_base: float = 256.0  # positions span 0..64, so a small base spreads the frequencies over it
     leaf_width: int = 256  # hidden width of the leaf decoder's MLP
     dropout: float = 0.0
+    cond_bias: bool = False  # also add a projection of the condition (text token, mean sketch token) to every octree token
 
     def transformer(self) -> TransformerConfig:
         return TransformerConfig(vocab_size=0, n_layer=self.n_layer, n_head=self.n_head, d_model=self.d_model,
@@ -116,6 +117,15 @@ class ShapeGPT(nn.Module):
         self.mask_emb = nn.Parameter(torch.zeros(d))
         self.gpt = Transformer(cfg.transformer())
         self.leaf = LeafDecoder(cfg.leaf_width, cfg.finest >> cfg.ar_depth)
+        if cfg.cond_bias:
+            # the condition as a bias on every octree token: with one prefix token among hundreds, a small
+            # model learned to ignore the text (held-out loss with and without it differed by 1%).
+            # Zero-initialised, so a model without it loads and starts out unchanged.
+            self.text_bias = nn.Linear(d, d)
+            self.sketch_bias = nn.Linear(d, d)
+            for lin in (self.text_bias, self.sketch_bias):
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
         for p in (self.null_text, self.null_sketch, self.mask_emb, self.sketch.pos):
             nn.init.normal_(p, std=0.02)
 
@@ -135,6 +145,12 @@ class ShapeGPT(nn.Module):
         x = torch.cat([t, s], dim=1)
         return x + self.prefix_type(torch.tensor([0] + [1] * SKETCH_TOKENS, device=x.device))
 
+    def bias(self, prefix: torch.Tensor) -> torch.Tensor:
+        """(B, 17, d) condition prefix -> (B, d) added to every octree token (0 without `cond_bias`)."""
+        if not self.cfg.cond_bias:
+            return prefix.new_zeros(prefix.shape[0], prefix.shape[2])
+        return self.text_bias(prefix[:, 0]) + self.sketch_bias(prefix[:, 1:].mean(1))
+
     def tokens(self, level, slot, parent, pattern, revealed) -> torch.Tensor:
         """Octree token embeddings (T, d). level/slot: (T,), parent/pattern: (T, 8) states (-1 = none),
         revealed: (T,) bool (the token's own pattern is known and fed in)."""
@@ -153,7 +169,8 @@ class ShapeGPT(nn.Module):
     def forward(self, prefix: torch.Tensor, level, slot, xyz, parent, pattern, revealed) -> torch.Tensor:
         """One shape (batch 1): prefix (1, 17, d) + T tokens -> pattern logits (T, 8, 3)."""
         T = level.shape[0]
-        x = torch.cat([prefix, self.tokens(level, slot, parent, pattern, revealed)[None]], dim=1)
+        tok = self.tokens(level, slot, parent, pattern, revealed)[None] + self.bias(prefix)[:, None]
+        x = torch.cat([prefix, tok], dim=1)
         centre = torch.full((PREFIX, 3), self.cfg.finest / 2, dtype=torch.float64, device=x.device)
         pos = torch.cat([centre, self.rope_pos(level, xyz, self.cfg.finest)])
         group = torch.cat([torch.full((PREFIX,), -1, device=x.device), level])
@@ -170,8 +187,9 @@ class ShapeGPT(nn.Module):
         dev = prefix.device
         cat = lambda j: torch.cat([it[j] for it in items])  # noqa: E731
         level, slot, xyz = cat(0), cat(1), cat(2)
-        tok = self.tokens(level, slot, cat(3), cat(4), cat(5))
         lengths = [int(it[0].shape[0]) for it in items]
+        bias = self.bias(prefix).repeat_interleave(torch.tensor(lengths, device=dev), dim=0)
+        tok = self.tokens(level, slot, cat(3), cat(4), cat(5)) + bias
         xs, poss, groups, segs, start = [], [], [], [], 0
         centre = torch.full((PREFIX, 3), self.cfg.finest / 2, dtype=torch.float64, device=dev)
         for k, T in enumerate(lengths):
@@ -217,6 +235,7 @@ def generate(model: ShapeGPT, req: GenRequest, params: SamplingParams, device: s
     view = torch.full((rows,), int(req.view), dtype=torch.long, device=device)
     cond = torch.tensor([True, False][:rows], device=device)
     pre = model.prefix(text, sketch, view, cond & (text is not None), cond & (sketch is not None))
+    bias = model.bias(pre)[:, None]  # (rows, 1, d)
     gpt = model.gpt
     gpt.setup_cache(rows, PREFIX + cfg.max_tokens)
     centre = torch.full((PREFIX, 3), cfg.finest / 2, dtype=torch.float64, device=device)
@@ -241,7 +260,7 @@ def generate(model: ShapeGPT, req: GenRequest, params: SamplingParams, device: s
             revealed = torch.zeros(n, dtype=torch.bool, device=device)
             steps = max(1, min(int(req.steps), n))
             for s in range(steps):
-                emb = model.tokens(level, slot, parent, pattern, revealed)[None].expand(rows, -1, -1)
+                emb = model.tokens(level, slot, parent, pattern, revealed)[None] + bias
                 logits = gpt(embeds=emb, input_pos=input_pos, rope_pos=rope, attend_limit=limit).view(rows, n, 8, 3)
                 lg = guide(logits[0], logits[1], params.guidance) if cfg_on else logits[0]
                 todo = ~revealed

@@ -27,6 +27,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from safetensors.torch import load_file
+
 from models.common.paths import REPO, asset
 from models.common.weights import save_weights
 from models.shape import data as sd
@@ -113,18 +115,21 @@ def losses_packed(model: ShapeGPT, exs: list[dict], device: str) -> tuple[torch.
 
 @torch.no_grad()
 def evaluate(model: ShapeGPT, ds: sd.ShapeData, idx: np.ndarray, cfg: ShapeConfig, device: str) -> dict:
-    """Held-out loss with everything masked (one-step decoding), text on, no sketch; leaf loss."""
+    """Held-out loss with everything masked (one-step decoding), text on, no sketch; leaf loss; and
+    the octree loss with the text left out (`val_ar_notext`: how much the prompt is used)."""
     model.eval()
     rng = np.random.default_rng(0)
-    ar_sum, leaf_sum, n = 0.0, 0.0, 0
+    ar_sum, bare_sum, leaf_sum, n = 0.0, 0.0, 0.0, 0
     for i in idx:
         ex = sample_inputs(ds, int(i), rng, cfg, aug=False, p_text=1.0, p_sketch=0.0, reveal=False)
         if ex is None:
             continue
         ar, leaf, _ = losses(model, ex, device)
-        ar_sum, leaf_sum, n = ar_sum + float(ar), leaf_sum + float(leaf), n + 1
+        bare, _, _ = losses(model, {**ex, "use_text": False}, device)
+        ar_sum, bare_sum, leaf_sum, n = ar_sum + float(ar), bare_sum + float(bare), leaf_sum + float(leaf), n + 1
     model.train()
-    return {"val_ar": ar_sum / max(n, 1), "val_leaf": leaf_sum / max(n, 1)}
+    n = max(n, 1)
+    return {"val_ar": ar_sum / n, "val_leaf": leaf_sum / n, "val_ar_notext": bare_sum / n}
 
 
 class Examples(torch.utils.data.IterableDataset):
@@ -163,6 +168,8 @@ def main(argv=None) -> int:
     p.add_argument("--run-dir", default=str(REPO / "runs" / "shape"))
     p.add_argument("--out", default=str(asset("shape", "shape.safetensors")))
     p.add_argument("--resume", action="store_true", help="continue from <run-dir>/ckpt.pt")
+    p.add_argument("--init", default=None, help="start from these weights (.safetensors; layers they lack keep "
+                                                  "their initialisation, e.g. the zero-initialised condition bias)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=0.0, help="wall-clock cap (0: none); the cosine ends there")
@@ -175,6 +182,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-layer", type=int, default=ShapeConfig.n_layer)
     p.add_argument("--n-head", type=int, default=ShapeConfig.n_head)
     p.add_argument("--dropout", type=float, default=ShapeConfig.dropout)
+    p.add_argument("--cond-bias", action=argparse.BooleanOptionalAction, default=True,
+                   help="add the condition to every octree token as well as the prefix (ShapeConfig.cond_bias)")
     a = p.parse_args(argv)
 
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -194,9 +203,15 @@ def main(argv=None) -> int:
         data = sorted(Path(data).glob("shapes_*.npz"))
     ds = sd.ShapeData(data)
     train_idx, val_idx = ds.indices(False), ds.indices(True)[:48]
-    cfg = ShapeConfig(d_model=a.d_model, n_layer=a.n_layer, n_head=a.n_head, dropout=a.dropout)
+    cfg = ShapeConfig(d_model=a.d_model, n_layer=a.n_layer, n_head=a.n_head, dropout=a.dropout, cond_bias=a.cond_bias)
     torch.manual_seed(a.seed)
     model = ShapeGPT(cfg).to(device)
+    if a.init and not a.resume:
+        state = {k: v.float() for k, v in load_file(a.init).items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not k.endswith(("_bias.weight", "_bias.bias")) for k in missing):
+            raise SystemExit(f"--init {a.init} does not fit this model: missing {missing}, unexpected {unexpected}")
+        log.info("initialised from %s (new: %s)", a.init, ", ".join(missing) or "nothing")
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
     step, tokens_seen, shapes_seen, t_spent = 0, 0, 0, 0.0
     ckpt = run_dir / "ckpt.pt"

@@ -197,3 +197,28 @@ def test_engine_subprocess_cli_status(fixture_engine):
         assert st["pid"] == fixture_engine.proc.pid and st["pid"] != os.getpid()
     finally:
         c.close()
+
+
+def test_warm_loads_a_task_ahead_of_its_first_job(serve):
+    eng = serve()
+    c = EngineClient(eng.endpoint)
+    try:
+        assert "slow_load" not in c.status()["loaded"]
+        assert c.call("warm", task="slow_load") == {"queued": True}
+        end = time.monotonic() + 10
+        while "slow_load" not in c.status()["loaded"]:
+            assert time.monotonic() < end, "the warmed task never loaded"
+            time.sleep(0.02)
+        assert c.call("warm", task="slow_load") == {"queued": False}  # already there: nothing to do
+        with pytest.raises(EngineError, match="unknown task"):
+            c.call("warm", task="no_such_task")
+        rec = Recorder()
+        c2 = EngineClient(eng.endpoint, on_event=rec)
+        try:
+            job = c2.submit("slow_load", {"n": 3})
+            started = next(e for e in rec.wait_end(job) if e.kind == "started")
+            assert started.data["load_s"] < 0.2  # loading takes 0.4 s: it was done before the job came
+        finally:
+            c2.close()
+    finally:
+        c.close()

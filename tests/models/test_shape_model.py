@@ -19,10 +19,15 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def tiny_model(seed=0) -> ShapeGPT:
+def tiny_model(seed=0, cond_bias=False) -> ShapeGPT:
     torch.manual_seed(seed)
-    cfg = ShapeConfig(d_model=48, n_layer=2, n_head=3, ar_depth=3, finest=16, max_tokens=256, leaf_width=32)
-    return ShapeGPT(cfg).eval()
+    cfg = ShapeConfig(d_model=48, n_layer=2, n_head=3, ar_depth=3, finest=16, max_tokens=256, leaf_width=32,
+                      cond_bias=cond_bias)
+    m = ShapeGPT(cfg).eval()
+    if cond_bias:  # zero-initialised for fine-tuning; random here so that the path is exercised
+        for lin in (m.text_bias, m.sketch_bias):
+            torch.nn.init.normal_(lin.weight, std=0.2)
+    return m
 
 
 def blob(R=16) -> np.ndarray:
@@ -35,8 +40,9 @@ def tensors(tree):
     return {k: torch.as_tensor(v) for k, v in t.items()}
 
 
-def test_training_forward_matches_cached_level_decoding():
-    m = tiny_model()
+@pytest.mark.parametrize("cond_bias", [False, True])
+def test_training_forward_matches_cached_level_decoding(cond_bias):
+    m = tiny_model(cond_bias=cond_bias)
     tree = oct.serialise(blob(), depth=3)
     t = tensors(tree)
     text = torch.randn(1, 384)
@@ -52,7 +58,7 @@ def test_training_forward_matches_cached_level_decoding():
             sel = t["level"] == k
             n = int(sel.sum())
             emb = m.tokens(t["level"][sel], t["slot"][sel], t["parent"][sel], t["pattern"][sel], torch.zeros(n, dtype=torch.bool))
-            out = m.gpt(embeds=emb[None], input_pos=torch.arange(pos, pos + n), attend_limit=torch.full((n,), pos + n - 1),
+            out = m.gpt(embeds=emb[None] + m.bias(pre)[:, None], input_pos=torch.arange(pos, pos + n), attend_limit=torch.full((n,), pos + n - 1),
                         rope_pos=ShapeGPT.rope_pos(t["level"][sel], t["xyz"][sel], 16))
             outs.append(out[0].view(n, 8, 3))
             pos += n
@@ -60,8 +66,9 @@ def test_training_forward_matches_cached_level_decoding():
     assert torch.allclose(full, torch.cat(outs), atol=1e-4)
 
 
-def test_packed_forward_equals_shape_by_shape():
-    m = tiny_model()
+@pytest.mark.parametrize("cond_bias", [False, True])
+def test_packed_forward_equals_shape_by_shape(cond_bias):
+    m = tiny_model(cond_bias=cond_bias)
     shapes = [blob(), np.roll(blob(), 3, axis=0), blob()[::-1].copy()]
     ts = [tensors(oct.serialise(o, depth=3)) for o in shapes]
     with torch.no_grad():
@@ -92,9 +99,9 @@ def test_a_level_only_sees_earlier_levels_and_itself():
     assert not torch.allclose(a[~early], b[~early])
 
 
-@pytest.mark.parametrize("steps", [1, 3])
-def test_generation_is_token_parallel_per_level_and_seeded(steps):
-    m = tiny_model()
+@pytest.mark.parametrize("steps,cond_bias", [(1, False), (3, False), (3, True)])
+def test_generation_is_token_parallel_per_level_and_seeded(steps, cond_bias):
+    m = tiny_model(cond_bias=cond_bias)
     req = GenRequest(text=np.random.default_rng(0).normal(size=384).astype(np.float32), steps=steps)
     sp = SamplingParams(temperature=1.0, guidance=2.0, seed=7)
     trees = list(generate(m, req, sp))
@@ -114,6 +121,19 @@ def test_generation_is_token_parallel_per_level_and_seeded(steps):
     assert occ[full].all()  # FULL cells stay solid
     empty = np.kron(coarse == oct.EMPTY, np.ones((f, f, f), bool))
     assert not occ[empty].any()
+
+
+def test_condition_bias_reaches_every_token_and_starts_at_zero():
+    m = tiny_model(cond_bias=True)
+    t = tensors(oct.serialise(blob(), depth=3))
+    masked = torch.zeros(len(t["level"]), dtype=torch.bool)
+    with torch.no_grad():
+        outs = [m(m.prefix(torch.randn(1, 384), None, None, torch.tensor([True]), torch.tensor([False])),
+                  t["level"], t["slot"], t["xyz"], t["parent"], t["pattern"], masked) for _ in range(2)]
+    assert not torch.allclose(outs[0], outs[1])  # another prompt changes the predictions
+    fresh = ShapeGPT(m.cfg)  # as built for fine-tuning from weights without the bias: it adds nothing
+    pre = fresh.prefix(torch.randn(2, 384), None, None, torch.tensor([True, False]), torch.tensor([False, False]))
+    assert torch.count_nonzero(fresh.bias(pre)) == 0
 
 
 def test_sketch_only_generation_runs():
