@@ -1,6 +1,7 @@
 """3D panel quality against held-out shapes: the ShapeNet generation metrics (COV, MMD with Chamfer
 distance, 1-NNA), category accuracy of text-prompted shapes judged by a shape classifier trained on
-the training split, and sketch fidelity (IoU between the input sketch and the generated shape's
+the training split (held-out captions judged by source category; and plain object-class prompts,
+"a chair", "a table", ..., judged by a classifier of those classes), and sketch fidelity (IoU between the input sketch and the generated shape's
 silhouette from the same view).
 
     python bench/shape_quality.py [--n 48] [--points 1024] [--guidance 2.5] [--steps 4] [--temperature 0.7]
@@ -71,13 +72,26 @@ def view_features(occ: np.ndarray) -> np.ndarray:
     return np.concatenate([coarse] + sils).astype(np.float32)
 
 
-def train_classifier(ds: sd.ShapeData, idx: np.ndarray, cats: list[str]):
+# Object classes for the category-prompt test: a shape belongs to a class when its name holds the
+# word (and no other class's word); each has >= 36 training shapes, from at least two sources.
+OBJECT_CLASSES = ("chair", "table", "lamp", "sofa", "bed", "cabinet", "tree", "barrel", "tower", "door", "rock", "bottle")
+
+
+def object_class(name: str) -> str | None:
+    import re
+
+    hits = [c for c in OBJECT_CLASSES if re.search(rf"\b{c}s?\b", name.lower())]
+    return hits[0] if len(hits) == 1 else None
+
+
+def train_classifier(ds: sd.ShapeData, idx: np.ndarray, cats: list[str], labels=None):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    labels = ds.categories if labels is None else labels
     X = np.stack([view_features(ds.occ(int(i))) for i in idx])
-    y = np.array([cats.index(ds.categories[i]) for i in idx])
+    y = np.array([cats.index(labels[i]) for i in idx])
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.02))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -94,6 +108,7 @@ def main(argv=None) -> int:
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--min-per-category", type=int, default=60, help="categories the classifier judges")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--prompt-seeds", type=int, default=4, help="shapes per object-class prompt")
     p.add_argument("--weights", default=None, help="weights to judge (default: the shipped ones)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -130,6 +145,21 @@ def main(argv=None) -> int:
     acc_gen = float((clf.predict(np.stack([view_features(o) for o in gen_occ])) == truth).mean())
     acc_real = float((clf.predict(np.stack([view_features(ds.occ(int(i))) for i in ref_idx])) == truth).mean())
 
+    # ---- category prompts: "a chair", "a table", ... judged by a classifier of those object classes ----
+    obj = np.array([object_class(str(n)) or "" for n in ds.names])
+    obj_train = np.array([i for i in train_idx if obj[i]])
+    obj_test = np.array([i for i in test_idx if obj[i]])
+    obj_clf = train_classifier(ds, obj_train, list(OBJECT_CLASSES), obj)
+    obj_truth = np.array([OBJECT_CLASSES.index(obj[i]) for i in obj_test])
+    obj_acc_real = float((obj_clf.predict(np.stack([view_features(ds.occ(int(i))) for i in obj_test])) == obj_truth).mean())
+    per_class = {}
+    for c in OBJECT_CLASSES:
+        occs = [generate_shape(bundle, f"a {c}", seed=k, guidance=a.guidance, steps=a.steps, temperature=a.temperature,
+                               mesh=False)["occ"] for k in range(a.prompt_seeds)]
+        pred = obj_clf.predict(np.stack([view_features(o) for o in occs]))
+        per_class[c] = int((pred == OBJECT_CLASSES.index(c)).sum())
+    obj_acc_gen = sum(per_class.values()) / (len(OBJECT_CLASSES) * a.prompt_seeds)
+
     # ---- sketch fidelity: hand-drawn front sketches (outlines, and filled silhouettes) of held-out shapes ----
     sk_idx = rng.choice(test_idx, size=min(a.n, len(test_idx)), replace=False)
     ious = {f"{style}_{what}": [] for style in ("edges", "silhouette") for what in ("sketch", "text_only", "true_shape")}
@@ -158,6 +188,9 @@ def main(argv=None) -> int:
         "train_sample_baseline": {k: round(v, 5) for k, v in m_base.items()},
         "categories": len(cats), "category_acc_generated": round(acc_gen, 3), "category_acc_real_heldout": round(acc_real, 3),
         "category_chance": round(1 / len(cats), 3),
+        "object_prompts": {"classes": len(OBJECT_CLASSES), "per_prompt": a.prompt_seeds, "acc_generated": round(obj_acc_gen, 3),
+                           "acc_real_heldout": round(obj_acc_real, 3), "n_real_heldout": len(obj_test),
+                           "chance": round(1 / len(OBJECT_CLASSES), 3), "hits": per_class},
         "sketch_iou_front": iou_mean, "seconds": round(time.time() - t0, 1),
     }
     print(f"held-out shapes: {len(ref_idx)} (categories with >= {a.min_per_category} training shapes: {len(cats)})")
@@ -165,6 +198,9 @@ def main(argv=None) -> int:
     for name, m in (("model (text prompts)", m_model), ("train-sample baseline", m_base)):
         print(f"{name:24}{m['COV']:>10.3f}{m['MMD_CD']:>12.5f}{m['1-NNA']:>14.3f}")
     print(f"category accuracy: generated {acc_gen:.3f}, real held-out {acc_real:.3f}, chance {1 / len(cats):.3f}")
+    print(f"category prompts ('a chair', ... {len(OBJECT_CLASSES)} object classes x {a.prompt_seeds} seeds): generated "
+          f"{obj_acc_gen:.3f}, real held-out shapes of those classes {obj_acc_real:.3f} (n {len(obj_test)}), "
+          f"chance {1 / len(OBJECT_CLASSES):.3f}; hits {per_class}")
     for style in ("edges", "silhouette"):
         print(f"sketch IoU, front {style} sketches: sketch-conditioned {iou_mean[style + '_sketch']:.3f}, "
               f"text-only {iou_mean[style + '_text_only']:.3f}, true shape (ceiling) {iou_mean[style + '_true_shape']:.3f}")

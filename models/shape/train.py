@@ -39,11 +39,15 @@ log = logging.getLogger("weft.shape.train")
 
 
 def sample_inputs(ds: sd.ShapeData, i: int, rng: np.random.Generator, cfg: ShapeConfig, aug: bool = True,
-                  p_text: float = 0.85, p_sketch: float = 0.5, reveal: bool = True):
-    """One training example as numpy arrays (None when the shape has too many tokens)."""
+                  p_text: float = 0.85, p_sketch: float = 0.5, reveal: bool = True, p_rotate: float = 0.0):
+    """One training example as numpy arrays (None when the shape has too many tokens).
+    Augmentation: a left-right mirror, and with probability `p_rotate` a turn about Y by a multiple of
+    90 degrees. The sources face one way (front towards +Z), so turning them teaches the model to face
+    a random way: a text prompt then gives a randomly turned shape (the shipped v1 model did)."""
     occ = ds.occ(i)
     if aug:
-        occ = sd.augment(occ, int(rng.integers(4)), bool(rng.integers(2)))
+        turn = int(rng.integers(4)) if rng.random() < p_rotate else 0
+        occ = sd.augment(occ, turn, bool(rng.integers(2)))
     tree = oct.serialise(occ, cfg.ar_depth)
     if tree.n_tokens > cfg.max_tokens:
         return None
@@ -136,14 +140,14 @@ class Examples(torch.utils.data.IterableDataset):
     """Endless training examples made in DataLoader worker processes (augmentation, octree
     serialisation and sketch rendering are numpy work that would otherwise starve a GPU)."""
 
-    def __init__(self, ds: sd.ShapeData, idx: np.ndarray, cfg: ShapeConfig, seed: int):
-        self.ds, self.idx, self.cfg, self.seed = ds, idx, cfg, seed
+    def __init__(self, ds: sd.ShapeData, idx: np.ndarray, cfg: ShapeConfig, seed: int, p_rotate: float = 0.0):
+        self.ds, self.idx, self.cfg, self.seed, self.p_rotate = ds, idx, cfg, seed, p_rotate
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
         while True:
-            ex = sample_inputs(self.ds, int(rng.choice(self.idx)), rng, self.cfg)
+            ex = sample_inputs(self.ds, int(rng.choice(self.idx)), rng, self.cfg, p_rotate=self.p_rotate)
             if ex is not None:
                 yield ex
 
@@ -182,6 +186,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-layer", type=int, default=ShapeConfig.n_layer)
     p.add_argument("--n-head", type=int, default=ShapeConfig.n_head)
     p.add_argument("--dropout", type=float, default=ShapeConfig.dropout)
+    p.add_argument("--p-rotate", type=float, default=0.0,
+                   help="share of examples turned about Y by a random multiple of 90 degrees (v1 used 1.0)")
     p.add_argument("--cond-bias", action=argparse.BooleanOptionalAction, default=True,
                    help="add the condition to every octree token as well as the prefix (ShapeConfig.cond_bias)")
     a = p.parse_args(argv)
@@ -226,14 +232,15 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(a.seed * 1000 + rank + step * 7919)
     examples = None
     if a.workers > 0:
-        examples = iter(torch.utils.data.DataLoader(Examples(ds, train_idx, cfg, a.seed * 1000 + rank + step * 7919),
+        examples = iter(torch.utils.data.DataLoader(Examples(ds, train_idx, cfg, a.seed * 1000 + rank + step * 7919, a.p_rotate),
                                                     batch_size=None, collate_fn=_as_is, num_workers=a.workers,
                                                     prefetch_factor=8, persistent_workers=True))
 
     def draw() -> dict:
         """The next training example (from the workers, or made here); shapes over the token budget skipped."""
         while True:
-            ex = next(examples) if examples is not None else sample_inputs(ds, int(rng.choice(train_idx)), rng, cfg)
+            ex = next(examples) if examples is not None else sample_inputs(ds, int(rng.choice(train_idx)), rng, cfg,
+                                                                           p_rotate=a.p_rotate)
             if ex is not None:
                 return ex
 
