@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSlider, QSpinBox,
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea, QSlider, QSpinBox,
                                QVBoxLayout, QWidget)
 
 from app.panel import Panel
@@ -57,9 +57,15 @@ class ShapePanel(Panel):
         bar.addWidget(self.level_label)
         left.addLayout(bar)
 
-        # ---- right: inputs ----
-        side = QVBoxLayout()
-        body.addLayout(side)
+        # ---- right: inputs (scrolls when the window is too short for them) ----
+        side_w = QWidget()
+        side = QVBoxLayout(side_w)
+        side.setContentsMargins(0, 0, 4, 0)
+        self.side_scroll = QScrollArea()
+        self.side_scroll.setWidgetResizable(True)
+        self.side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body.addWidget(self.side_scroll)
         box = QGroupBox("Describe it")
         form = QFormLayout(box)
         self.prompt = QLineEdit()
@@ -149,6 +155,8 @@ class ShapePanel(Panel):
         self.info.setMinimumWidth(260)
         side.addWidget(self.info)
         side.addStretch(1)
+        self.side_scroll.setWidget(side_w)
+        self.side_scroll.setMinimumWidth(side_w.sizeHint().width() + self.side_scroll.verticalScrollBar().sizeHint().width())
 
         self.mesh: tuple[np.ndarray, np.ndarray] | None = None  # the shape to export
         self.mesh_source = ""

@@ -53,11 +53,13 @@ class Runtime:
         self.last_used[task] = time.monotonic()
         return cls(self.bundles[task], self.device)
 
-    def preload(self, task: str) -> None:
-        """Load `task`'s weights now (they are loaded on the first job otherwise)."""
-        if task not in self.bundles:
-            self.bundles[task] = session_class(self.tasks[task]).load(self.device)
-            self.last_used[task] = time.monotonic()
+    def preload(self, task: str) -> bool:
+        """Load `task`'s weights now (they are loaded on the first job otherwise). False: already loaded."""
+        if task in self.bundles:
+            return False
+        self.bundles[task] = session_class(self.tasks[task]).load(self.device)
+        self.last_used[task] = time.monotonic()
+        return True
 
     def unload_idle(self, busy: set[str]) -> list[str]:
         """Drop the weights of every task with no running job; returns what was unloaded."""

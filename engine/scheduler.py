@@ -127,8 +127,8 @@ class Scheduler:
                 task = self.to_warm.pop(0)
                 t0 = time.perf_counter()
                 try:
-                    self.runtime.preload(task)
-                    log.info("warmed %s in %.2f s", task, time.perf_counter() - t0)
+                    if self.runtime.preload(task):
+                        log.info("loaded %s ahead of its first job in %.2f s", task, time.perf_counter() - t0)
                 except Exception:  # the job that needs it will report the failure itself
                     log.exception("warming %s failed", task)
                 return True
