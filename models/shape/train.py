@@ -2,11 +2,13 @@
 
     python -m models.shape.train                      # CPU, about 45 minutes, writes assets/shape/
     python -m models.shape.train --steps 200 --resume # continue from runs/shape/ckpt.pt
+    python -m models.shape.train --init W.safetensors --minutes 55 --lr 1e-3   # fine-tune (how v2 was made)
     torchrun --nproc-per-node 4 -m models.shape.train # same script, gradients averaged over ranks
 
 One optimiser step = `--batch` shapes, each its own forward (octree sequences differ in length and
-3D positions, so shapes are not padded together). Every shape is augmented (rotation about Y by a
-multiple of 90 degrees, mirror), serialised to octree tokens, and conditioned on a random caption,
+3D positions, so shapes are not padded together; `--packed` lays them end to end for GPUs). Every
+shape is augmented (a left-right mirror; quarter turns about Y only with `--p-rotate`), serialised to
+octree tokens, and conditioned on a random caption,
 a random hand-drawn sketch from a random view, both or neither (classifier-free guidance). Inside
 each level a random share of the tokens is revealed (MaskGIT-style) and the loss covers the rest.
 The leaf decoder learns the 64^3 voxels inside the MIXED 16^3 cells of the same shape.
