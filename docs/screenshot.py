@@ -22,7 +22,7 @@ def main() -> int:
     ap.add_argument("--preset", default="", help="Speech tab: emotion preset for --speak")
     ap.add_argument("--mid-ms", type=int, default=0, help="also grab <out>-mid.png this long after --speak")
     ap.add_argument("--prompt", default="", help="3D tab: prompt to generate once the engine is ready")
-    ap.add_argument("--after-ms", type=int, default=0, help="3D tab: wait this long before --prompt is generated")
+    ap.add_argument("--after-ms", type=int, default=0, help="3D / Speech tab: wait this long before --prompt / --speak")
     ap.add_argument("--start", type=int, default=-1, help="World tab: start frame index to play from")
     ap.add_argument("--play", default="", help="World tab: start, then hold keys 'ACTION:MS,ACTION:MS,...'")
     args = ap.parse_args()
@@ -55,14 +55,17 @@ def main() -> int:
 
     def on_ready(_):
         win.bridge.request_status()
-        if args.speak:
+        if args.speak:  # after --after-ms (the engine loads the open tab's model meanwhile)
             panel = win.tabs.currentWidget()
-            panel.text.setPlainText(args.speak)
-            if args.preset:
-                panel.sliders.apply_preset(args.preset)
-            panel.speak()
-            if args.mid_ms:
-                QTimer.singleShot(args.mid_ms, grab_mid)
+
+            def say():
+                panel.text.setPlainText(args.speak)
+                if args.preset:
+                    panel.sliders.apply_preset(args.preset)
+                panel.speak()
+                if args.mid_ms:
+                    QTimer.singleShot(args.mid_ms, grab_mid)
+            QTimer.singleShot(args.after_ms, say)
         if args.prompt:  # typed after --after-ms (the engine loads the open tab's model meanwhile)
             panel = win.tabs.currentWidget()
 

@@ -17,6 +17,11 @@ class ThroughputPlot(pg.PlotWidget):
         self.setLabel("left", "units / s")
         self.setLabel("bottom", "seconds ago")
         self.showGrid(x=True, y=True, alpha=0.25)
+        for side in ("left", "bottom"):  # plain numbers: no "(x0.001)" rescaling of short spans
+            self.getAxis(side).enableAutoSIPrefix(False)
+        self.enableAutoRange(x=False)
+        self.setXRange(-span_s, 0, padding=0)  # always the last minute, newest at the right edge
+        self.setMouseEnabled(x=False, y=False)
         self.addLegend(offset=(5, 5))
         self.series: dict[str, deque] = defaultdict(lambda: deque(maxlen=600))
         self.curves: dict[str, pg.PlotDataItem] = {}
