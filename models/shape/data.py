@@ -402,7 +402,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     p.add_argument("--out-dir", default=None, help="where shapes_<source>.npz go (default <cache>/shape)")
-    p.add_argument("--per-kind", type=int, default=30, help="procedural shapes per kind")
+    p.add_argument("--per-kind", type=int, default=100, help="procedural shapes per kind (30 until model v3)")
     p.add_argument("--limit", type=int, default=0, help="build only this many items (a quick check)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
