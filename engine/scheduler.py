@@ -48,8 +48,7 @@ class Scheduler:
     def submit(self, job_id: str, task: str, params: dict, client: bytes = b"") -> None:
         if job_id in self.jobs:
             raise ParamError(f"job {job_id} already exists")
-        if task not in self.runtime.tasks:
-            raise ParamError(f"unknown task '{task}'; this engine serves: {', '.join(sorted(self.runtime.tasks)) or 'nothing'}")
+        self._check_task(task)
         job = Job(job_id, task, dict(params or {}), client)
         self.jobs[job_id] = job
         self.emit(job, "queued", {"task": task, "position": sum(j.state == "queued" for j in self.jobs.values())})
@@ -64,8 +63,7 @@ class Scheduler:
     def warm(self, task: str) -> bool:
         """Load `task`'s weights the next time the engine is idle, so that its first job starts at
         once. Returns False when they are loaded (or queued) already."""
-        if task not in self.runtime.tasks:
-            raise ParamError(f"unknown task '{task}'; this engine serves: {', '.join(sorted(self.runtime.tasks)) or 'nothing'}")
+        self._check_task(task)
         if task in self.runtime.bundles or task in self.to_warm:
             return False
         self.to_warm.append(task)
@@ -85,6 +83,10 @@ class Scheduler:
     def cancel_client(self, client: bytes) -> None:
         for job in [j for j in self.jobs.values() if j.client == client]:
             self.cancel(job.id)
+
+    def _check_task(self, task: str) -> None:
+        if task not in self.runtime.tasks:
+            raise ParamError(f"unknown task '{task}'; this engine serves: {', '.join(sorted(self.runtime.tasks)) or 'nothing'}")
 
     def _get(self, job_id: str) -> Job:
         if job_id not in self.jobs:
