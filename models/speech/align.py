@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from models.common.paths import cache_dir
+from models.speech import frontend
 
 SKIP_COST = 0.5  # per character that gets no frame (in units of the per-frame feature distance)
 DIAG_PULL = 2.0  # weight of the squared distance from the diagonal (time fraction vs char fraction)
@@ -130,6 +131,21 @@ def fit(z: dict, states: list[np.ndarray], feats: list[np.ndarray], counts: list
     return np.linalg.solve(A, X.T @ Y.astype(np.float64)).astype(np.float32)
 
 
+def context_onehot(z: dict, n_symbols: int) -> list[np.ndarray]:
+    """Per symbol: one-hot of (previous, this, next) symbol — the emission model for phoneme input,
+    where no trained encoder exists yet (a phoneme says most of what its frames sound like)."""
+    out = []
+    for u in range(len(z["texts"])):
+        ids = z["ids"][z["id_off"][u]:z["id_off"][u + 1]].astype(np.int64)
+        L = len(ids)
+        x = np.zeros((L, 3 * n_symbols), np.float32)
+        x[np.arange(L), ids] = 1
+        x[np.arange(1, L), n_symbols + ids[:-1]] = 0.5
+        x[np.arange(L - 1), 2 * n_symbols + ids[1:]] = 0.5
+        out.append(x)
+    return out
+
+
 @torch.no_grad()
 def encoder_states(model, z: dict) -> list[np.ndarray]:
     out = []
@@ -148,6 +164,8 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=4)
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--onehot", action="store_true",
+                   help="emissions from one-hot symbol context instead of the model's states (phoneme data)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -157,7 +175,7 @@ def main(argv=None) -> int:
     for split in ("train", "test"):
         z = load(split, args.data)
         n_utt = len(z["texts"])
-        states = encoder_states(model, z)
+        states = context_onehot(z, frontend.N_SYMBOLS) if args.onehot else encoder_states(model, z)
         feats = [features(z["frames"][z["frame_off"][u]:z["frame_off"][u + 1]], mean, std) for u in range(n_utt)]
         counts = [char_counts(z, u, None, feats[u], None) for u in range(n_utt)]
         W = None if split == "train" else W_train

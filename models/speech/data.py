@@ -213,6 +213,25 @@ def load(split: str, root: Path | None = None) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def to_phonemes(z: dict, spell_p: float = 0.0, seed: int = 0) -> dict:
+    """A built split with character ids -> the same utterances with phoneme ids (lexicon.py): word
+    spans change, frames and word timings do not. spell_p: share of dictionary words kept as letters
+    (training), so the model still reads unknown words."""
+    rng = np.random.default_rng(seed)
+    ids, spans, id_off, spelt = [], [], [0], []
+    for t in z["texts"]:
+        e = frontend.encode(str(t), phonemes=True, spell=(lambda i, w: rng.random() < spell_p) if spell_p else None)
+        ids.append(np.asarray(e.ids, np.int16))
+        spans.append(np.asarray(e.words, np.int16))
+        spelt.append(np.asarray(e.spelt, bool))
+        id_off.append(id_off[-1] + len(e.ids))
+    out = dict(z)
+    out.update(ids=np.concatenate(ids), spans=np.concatenate(spans), id_off=np.asarray(id_off, np.int64),
+               spelt=np.concatenate(spelt))
+    assert len(out["spans"]) == len(z["spans"]), "word count changed"
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=4200, help="sentences to synthesise (train + test)")
@@ -220,7 +239,19 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--phonemes", action="store_true",
+                   help="no synthesis: write phoneme versions of the built splits to <cache>/phon (lexicon.py)")
+    p.add_argument("--spell", type=float, default=0.1, help="with --phonemes: share of training words kept as letters")
     args = p.parse_args(argv)
+    if args.phonemes:
+        dst = Path(args.out or cache_dir("speech") / "phon")
+        dst.mkdir(parents=True, exist_ok=True)
+        for split in ("train", "test"):
+            z = to_phonemes(load(split), args.spell if split == "train" else 0.0, args.seed)
+            np.savez(dst / f"{split}.npz", **z)
+            print(f"{split}: {len(z['texts'])} sentences, {len(z['ids'])} symbols, "
+                  f"{z['spelt'].mean():.1%} of words spelt out -> {dst / f'{split}.npz'}", flush=True)
+        return 0
     out = Path(args.out or cache_dir("speech"))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

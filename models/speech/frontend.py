@@ -1,7 +1,8 @@
 """Text front end: raw text -> normalised sentences -> character ids with word spans.
 
-Written here (no GPL phonemizer): the acoustic model reads characters, so the front end's job
-is to turn everything a user may type into plain spoken words. Numbers (integers, decimals,
+Written here (no GPL phonemizer): the front end turns everything a user may type into plain spoken
+words, then (for a model trained on phonemes) each word into its CMUdict phonemes (lexicon.py), or
+its letters when the word is unknown. Numbers (integers, decimals,
 ordinals, years, money, percentages, times), common abbreviations and symbols are expanded;
 punctuation is reduced to the marks that change how a sentence is read (, . ? !).
 """
@@ -11,9 +12,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from models.speech.lexicon import PHONES, pronounce
+
 PAD = "_"
 SYMBOLS = PAD + " abcdefghijklmnopqrstuvwxyz',.?!"
 CHAR_ID = {c: i for i, c in enumerate(SYMBOLS)}
+PHONE_ID = {p: len(SYMBOLS) + i for i, p in enumerate(PHONES)}  # phonemes follow the characters
+N_SYMBOLS = len(SYMBOLS) + len(PHONES)
 PUNCT = ",.?!"
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
@@ -163,18 +168,28 @@ def split_sentences(text: str, max_chars: int = 220) -> list[str]:
 
 @dataclass
 class Encoded:
-    ids: list[int]  # character ids
-    words: list[tuple[int, int]]  # per word: [start, end) char span, including its trailing punctuation and space
+    ids: list[int]  # symbol ids (characters, or phonemes then punctuation and space)
+    words: list[tuple[int, int]]  # per word: [start, end) symbol span, including its trailing punctuation and space
+    spelt: list[bool] | None = None  # per word: read from its letters (phoneme mode only)
 
 
-def encode(sentence: str) -> Encoded:
-    """A normalised sentence -> char ids and word spans (a word owns its punctuation and the space after it)."""
-    ids = [CHAR_ID[c] for c in sentence if c in CHAR_ID and c != PAD]
-    words, start = [], 0
-    for i, c in enumerate(sentence):
-        if c == " ":
-            words.append((start, i + 1))
-            start = i + 1
-    if start < len(sentence):
-        words.append((start, len(sentence)))
-    return Encoded(ids, words)
+def encode(sentence: str, phonemes: bool = False, spell=None) -> Encoded:
+    """A normalised sentence -> symbol ids and word spans (a word owns its punctuation and the space
+    after it). phonemes: each word as its lexicon phonemes when it has them, else its letters;
+    spell(i, word) -> True forces word i to letters (training keeps the letter path alive)."""
+    pieces = [p for p in sentence.split(" ") if p]
+    ids: list[int] = []
+    words, spelt = [], []
+    for i, piece in enumerate(pieces):
+        text = piece + (" " if i < len(pieces) - 1 else "")
+        core = piece.rstrip(PUNCT)
+        start = len(ids)
+        ph = pronounce(core) if phonemes and core else None
+        if ph is not None and not (spell is not None and spell(i, core)):
+            ids += [PHONE_ID[p] for p in ph] + [CHAR_ID[c] for c in text[len(core):] if c in CHAR_ID]
+            spelt.append(False)
+        else:
+            ids += [CHAR_ID[c] for c in text if c in CHAR_ID and c != PAD]
+            spelt.append(True)
+        words.append((start, len(ids)))
+    return Encoded(ids, words, spelt if phonemes else None)

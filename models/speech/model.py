@@ -49,6 +49,7 @@ class SpeechConfig:
     prenet_dropout_inference: bool = False
     dropout: float = 0.0
     char_align: bool = False  # a character-share head places the decoder inside each word (align.py)
+    phonemes: bool = False  # input: lexicon phonemes for known words, letters for the rest (frontend.encode)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -134,7 +134,7 @@ class SpeechSession(StreamSession):
         self.plans: list[Plan] = []
         with torch.inference_mode():
             for s in sentences:
-                e = frontend.encode(s)
+                e = frontend.encode(s, phonemes=cfg.phonemes)
                 ids = torch.tensor([e.ids], device=self.device)
                 enc = m.encode(ids, torch.tensor([len(e.ids)], device=self.device))
                 spans = np.asarray(e.words, np.int64)

@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from models.common.paths import REPO, asset, cache_dir
 from models.common.weights import save_weights
-from models.speech import prosody, world
+from models.speech import frontend, prosody, world
 from models.speech.data import load
 from models.speech.model import SpeechConfig, SpeechModel, char_positions, position_features
 
@@ -130,6 +130,29 @@ def evaluate(model, corpus: Corpus, device: str, n: int = 48) -> dict:
     return {k: round(v / len(items), 4) for k, v in tot.items()}
 
 
+# the letter each phoneme starts from when a character model is widened to phonemes (a warm start:
+# the encoder already knows roughly what that letter sounds like)
+_PHONE_LETTER = {"AA": "o", "AE": "a", "AH": "u", "AO": "o", "AW": "w", "AY": "i", "EH": "e", "ER": "r", "EY": "a",
+                 "IH": "i", "IY": "e", "OW": "o", "OY": "y", "UH": "u", "UW": "u", "CH": "c", "DH": "t", "HH": "h",
+                 "JH": "j", "NG": "n", "SH": "s", "TH": "t", "ZH": "z"}
+
+
+def widen_symbols(state: dict, model: SpeechModel) -> bool:
+    """A character checkpoint's symbol table (33 rows) -> this model's (characters + phonemes)."""
+    w = state.get("char_emb.weight")
+    n = model.char_emb.weight.shape[0]
+    if w is None or w.shape[0] >= n:
+        return False
+    new = torch.empty(n, w.shape[1])
+    new[: w.shape[0]] = w
+    for p, i in frontend.PHONE_ID.items():
+        base = p.rstrip("012")
+        letter = _PHONE_LETTER.get(base, base[0].lower())
+        new[i] = w[frontend.CHAR_ID[letter]] + 0.02 * torch.randn(w.shape[1])
+    state["char_emb.weight"] = new
+    return True
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget")
@@ -150,7 +173,11 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--char-align", action="store_true",
                    help="train on character alignments (align_<split>.npz from models.speech.align) with a share head")
-    p.add_argument("--init", type=Path, default=None, help="training state to start this leg from (weights + optimizer)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="training state (.pt: weights + optimizer) or weights (.safetensors) to start this leg from")
+    p.add_argument("--phonemes", action="store_true",
+                   help="phoneme input (data: `python -m models.speech.data --phonemes`, then align --onehot); a "
+                        "character model given to --init is widened, each phoneme starting from a letter that spells it")
     p.add_argument("--snapshot-minutes", type=float, default=0.0,
                    help="also keep a copy of the weights every N minutes (run-dir/acoustic-<step>.safetensors)")
     args = p.parse_args(argv)
@@ -169,7 +196,8 @@ def main(argv=None) -> int:
             with np.load(root / f"align_{split}.npz") as za:
                 align[split] = za["char_frames"].astype(np.int64)
     corpus, held = Corpus(train_z, seed=rank, align=align.get("train")), Corpus(test_z, seed=999, align=align.get("test"))
-    cfg = SpeechConfig(d_model=args.d_model, n_layer=args.layers, char_align=args.char_align)
+    cfg = SpeechConfig(d_model=args.d_model, n_layer=args.layers, char_align=args.char_align, phonemes=args.phonemes,
+                       n_chars=frontend.N_SYMBOLS if args.phonemes else len(frontend.SYMBOLS))
     model = SpeechModel(cfg)
     mean, std = feature_stats(train_z)
     model.feat_mean.copy_(torch.from_numpy(mean))
@@ -185,12 +213,19 @@ def main(argv=None) -> int:
         ckpt_in = ckpt
     step = 0
     if ckpt_in.exists() and not args.fresh:
-        state = torch.load(ckpt_in, map_location="cpu", weights_only=True)
+        if ckpt_in.suffix == ".safetensors":
+            from safetensors.torch import load_file  # noqa: PLC0415
+            state = {"model": {k: v.float() for k, v in load_file(str(ckpt_in)).items()}, "step": 0}
+        else:
+            state = torch.load(ckpt_in, map_location="cpu", weights_only=True)
+        widened = widen_symbols(state["model"], model)
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
         if unexpected:
             raise RuntimeError(f"checkpoint has parameters this model lacks: {unexpected[:5]}")
         if missing:  # a model grown by new modules: warm start, fresh optimizer, same schedule position
             print(json.dumps({"warm_start": "new parameters", "missing": missing}), flush=True)
+        elif widened or "opt" not in state:
+            print(json.dumps({"warm_start": "fresh optimizer", "widened": widened}), flush=True)
         else:
             opt.load_state_dict(state["opt"])
         step = int(state["step"])

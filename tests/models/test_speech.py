@@ -328,3 +328,74 @@ def test_variation_zero_is_repeatable_and_seeds_vary_takes_above_it(bundle):
     assert np.array_equal(a, take(seed=1, variation=1.0))
     with pytest.raises(ParamError, match="variation"):
         SpeechSession(bundle, "cpu").start({"text": "Hi.", "variation": 2})
+
+
+# ---- phoneme input (CMUdict lexicon) ----------------------------------------------------------
+def test_lexicon_reads_known_words_and_regular_forms_of_them():
+    from models.speech import lexicon
+
+    assert lexicon.pronounce("hello") == ("HH", "AH0", "L", "OW1")
+    assert lexicon.pronounce("isn't") == ("IH1", "Z", "AH0", "N", "T")
+    assert lexicon.pronounce("though")[-1] == "OW1" and lexicon.pronounce("through")[-1] == "UW1"
+    # not in the dictionary: a known stem and a regular suffix
+    assert lexicon.pronounce("telescoped") == lexicon.pronounce("telescope") + ("T",)
+    assert lexicon.pronounce("kited") == lexicon.pronounce("kite") + ("IH0", "D")
+    assert lexicon.pronounce("saltiness")[-3:] == ("N", "AH0", "S")
+    assert lexicon.pronounce("zqxjv") is None
+    assert all(p in lexicon.PHONES for p in lexicon.pronounce("extraordinary"))
+
+
+def test_phoneme_encoding_spells_unknown_words_and_keeps_punctuation():
+    s = "hello, zqxjv world."
+    e = frontend.encode(s, phonemes=True)
+    assert e.spelt == [False, True, False]
+    toks = [e.ids[a:b] for a, b in e.words]
+    assert toks[0] == [frontend.PHONE_ID[p] for p in ("HH", "AH0", "L", "OW1")] + [frontend.CHAR_ID[","], frontend.CHAR_ID[" "]]
+    assert toks[1] == [frontend.CHAR_ID[c] for c in "zqxjv "]
+    assert toks[2][-1] == frontend.CHAR_ID["."] and max(e.ids) < frontend.N_SYMBOLS
+    assert [b - a for a, b in e.words] == [len(t) for t in toks] and e.words[-1][1] == len(e.ids)
+    forced = frontend.encode(s, phonemes=True, spell=lambda i, w: i == 0)
+    assert forced.spelt == [True, True, False] and forced.ids[:5] == [frontend.CHAR_ID[c] for c in "hello"]
+    assert frontend.encode(s).spelt is None  # character mode is unchanged
+
+
+def test_data_converts_to_phonemes_with_the_same_words():
+    from models.speech.align import context_onehot
+    from models.speech.data import to_phonemes
+
+    texts = ["a small test sentence.", "another one, here."]
+    encs = [frontend.encode(t) for t in texts]
+    z = {"texts": np.array(texts), "ids": np.concatenate([e.ids for e in encs]).astype(np.int16),
+         "id_off": np.cumsum([0] + [len(e.ids) for e in encs]), "spans": np.concatenate([e.words for e in encs]).astype(np.int16),
+         "word_off": np.cumsum([0] + [len(e.words) for e in encs])}
+    ph = to_phonemes(z)
+    assert len(ph["spans"]) == len(z["spans"]) and not ph["spelt"].any()
+    assert ph["id_off"][-1] == len(ph["ids"]) and ph["ids"].max() >= len(frontend.SYMBOLS)
+    x = context_onehot(ph, frontend.N_SYMBOLS)[1]
+    assert x.shape == (ph["id_off"][2] - ph["id_off"][1], 3 * frontend.N_SYMBOLS) and (x[:, :frontend.N_SYMBOLS].sum(1) == 1).all()
+    assert to_phonemes(z, spell_p=1.0)["spelt"].all()
+
+
+def test_a_character_model_widens_to_phonemes_and_runs(tmp_path):
+    from models.speech.train import widen_symbols
+
+    small = SpeechModel(SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, char_align=True))
+    cfg = SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, char_align=True,
+                       phonemes=True, n_chars=frontend.N_SYMBOLS)
+    big = SpeechModel(cfg)
+    state = small.state_dict()
+    assert widen_symbols(state, big)
+    big.load_state_dict(state)
+    w = big.char_emb.weight.detach()
+    assert torch.equal(w[:len(frontend.SYMBOLS)], small.char_emb.weight.detach())
+    b_ = frontend.PHONE_ID["B"]
+    assert torch.allclose(w[b_], w[frontend.CHAR_ID["b"]], atol=0.2) and not torch.equal(w[b_], w[frontend.CHAR_ID["b"]])
+    assert not widen_symbols(big.state_dict(), big)  # already wide
+    big.feat_std.fill_(0.1)
+    big.feat_std[1] = 1.0
+    save_weights(big, tmp_path / "p.safetensors", cfg)
+    s = SpeechSession(SpeechBundle.from_file(tmp_path / "p.safetensors"), "cpu")
+    s.start({"text": "Hello there, zqxjv.", "duration": "seconds", "seconds": 1.5})
+    out = [d for k, d in run(s) if k == "output"][0]
+    assert abs(out["seconds"] - 1.5) < 0.05
+    assert max(int(s.plans[0].spans.max()), 0) <= s.plans[0].enc.shape[1]
