@@ -86,6 +86,8 @@ class SpeechPanel(Panel):
         self.text.setPlaceholderText(EXAMPLE)
         self.text.setTabChangesFocus(True)
         self.text.setMinimumHeight(90)
+        self.text.setToolTip("Text to speak. Numbers, dates and money are read out. To fix how a word is said, "
+                             "type its sounds in braces (ARPAbet): {T AH0 M EY1 T OW2}")
         self.chars = QLabel()
         self.chars.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.chars.setMinimumWidth(80)

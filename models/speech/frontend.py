@@ -147,6 +147,40 @@ def normalize(text: str) -> str:
     return t
 
 
+_BRACED = re.compile(r"\{([^{}]*)\}")
+_VOWEL_BASES = {q[:-1] for q in PHONES if q[-1] in "012"}
+
+
+def _placeholder(k: int) -> str:
+    out = ""
+    while True:
+        k, r = divmod(k, 26)
+        out += chr(97 + r)
+        if not k:
+            return "qzxq" + out
+
+
+def user_pronunciations(text: str) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """Pronunciations typed inline in braces, "{T AH0 M EY1 T OW2}" (ARPAbet; a vowel without a
+    stress digit gets 1), are swapped for placeholder words that survive normalisation; returns the
+    text and {placeholder: phonemes}. Raises ValueError for an unknown symbol or empty braces."""
+    table: dict[str, tuple[str, ...]] = {}
+
+    def swap(m: re.Match) -> str:
+        phones = []
+        for sym in m.group(1).replace(",", " ").upper().split():
+            sym = sym + "1" if sym in _VOWEL_BASES else sym
+            if sym not in PHONE_ID:
+                raise ValueError(f"'{sym}' in {{{m.group(1)}}} is not an ARPAbet phoneme (e.g. {{HH AH0 L OW1}} for 'hello')")
+            phones.append(sym)
+        if not phones:
+            raise ValueError("empty braces: write a pronunciation inside, e.g. {HH AH0 L OW1}")
+        key = _placeholder(len(table))
+        table[key] = tuple(phones)
+        return f" {key} "
+    return _BRACED.sub(swap, text), table
+
+
 def split_sentences(text: str, max_chars: int = 220) -> list[str]:
     """Normalise and split into sentences, each ending with . ? or !; long ones split at commas/words."""
     t = normalize(text)
@@ -173,10 +207,11 @@ class Encoded:
     spelt: list[bool] | None = None  # per word: read from its letters (phoneme mode only)
 
 
-def encode(sentence: str, phonemes: bool = False, spell=None) -> Encoded:
+def encode(sentence: str, phonemes: bool = False, spell=None, user: dict | None = None) -> Encoded:
     """A normalised sentence -> symbol ids and word spans (a word owns its punctuation and the space
     after it). phonemes: each word as its lexicon phonemes when it has them, else its letters;
-    spell(i, word) -> True forces word i to letters (training keeps the letter path alive)."""
+    spell(i, word) -> True forces word i to letters (training keeps the letter path alive); user:
+    placeholder word -> phonemes (user_pronunciations)."""
     pieces = [p for p in sentence.split(" ") if p]
     ids: list[int] = []
     words, spelt = [], []
@@ -184,7 +219,7 @@ def encode(sentence: str, phonemes: bool = False, spell=None) -> Encoded:
         text = piece + (" " if i < len(pieces) - 1 else "")
         core = piece.rstrip(PUNCT)
         start = len(ids)
-        ph = pronounce(core) if phonemes and core else None
+        ph = (user or {}).get(core) or (pronounce(core) if phonemes and core else None)
         if ph is not None and not (spell is not None and spell(i, core)):
             ids += [PHONE_ID[p] for p in ph] + [CHAR_ID[c] for c in text[len(core):] if c in CHAR_ID]
             spelt.append(False)

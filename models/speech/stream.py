@@ -4,13 +4,15 @@ start(params): the text is normalised and split into sentences (frontend.py), ev
 encoded at once, word durations are predicted for the chosen voice and emotion — or fitted to the
 requested length — and the plan (frames, seconds) goes out as the first `progress` event.
 Each step() then decodes 12 decoder steps (24 frames = 0.24 s) of the current sentence with the KV
-cache, turns them into audio with WORLD (StreamingSynth: cross-faded joins) and sends a `partial`
-with the audio, F0, spectrogram bands and energy of those frames. The last step sends `output`
-with the whole take.
+cache and hands them to a vocoder worker thread (WORLD, StreamingSynth: cross-faded joins), which
+renders them while the next chunk is decoded; the step then sends the previous chunk's `partial`
+(audio, F0, spectrogram bands, energy). The first chunk is sent at once, for the time to first
+audio. The last step sends `output` with the whole take.
 
 Params: text (1-2000 chars), voice ("joe" | "jo"), emotion {name: 0-1} for the 8 emotions, alpha
 (0-1), duration ("auto" | "seconds" | "speed"), seconds (0.3-60), speed (0.5-2, > 1 faster), seed,
 variation (0-1: 0 = the clearest take, the same every time; more = takes that differ with the seed).
+A phoneme model also reads pronunciations typed in braces: "{T AH0 M EY1 T OW2}" (ARPAbet).
 Steer: emotion and alpha — they apply from the next chunk; the words not started yet are re-timed
 for the new emotion (keeping the requested total length in "seconds" mode).
 """
@@ -77,6 +79,7 @@ class SpeechSession(StreamSession):
     task = "speech"
     demo = {"text": "Hello from Weft Studio. This sentence is streamed as it is made.", "seed": 0}
     realtime = False
+    pool = pending = None  # the vocoder worker and the chunk it is rendering (set by start)
 
     @classmethod
     def load(cls, device: str) -> SpeechBundle:
@@ -124,7 +127,13 @@ class SpeechSession(StreamSession):
         # clearest, repeatable take; > 0 = takes that differ with the seed (and blur a little)
         self.variation = check_range(params, "variation", 0.0, 1.0,
                                      1.0 if self.bundle.cfg.prenet_dropout_inference else 0.0)
-        sentences = frontend.split_sentences(text)
+        try:
+            said, user = frontend.user_pronunciations(text)
+        except ValueError as e:
+            raise ParamError(str(e)) from None
+        if user and not self.bundle.cfg.phonemes:
+            raise ParamError("this speech model reads letters: pronunciations in {braces} need a phoneme model")
+        sentences = frontend.split_sentences(said)
         if not sentences:
             raise ParamError("There is nothing to say in this text (no letters or numbers).")
         self.text = text
@@ -134,7 +143,7 @@ class SpeechSession(StreamSession):
         self.plans: list[Plan] = []
         with torch.inference_mode():
             for s in sentences:
-                e = frontend.encode(s, phonemes=cfg.phonemes)
+                e = frontend.encode(s, phonemes=cfg.phonemes, user=user)
                 ids = torch.tensor([e.ids], device=self.device)
                 enc = m.encode(ids, torch.tensor([len(e.ids)], device=self.device))
                 spans = np.asarray(e.words, np.int64)
@@ -148,6 +157,7 @@ class SpeechSession(StreamSession):
         self._replan(first=True)
         self._start_sentence()
         self.synth = world.StreamingSynth()
+        self.pool, self.pending = None, None
         self.chunks: list[dict] = []
         self.chunk_no, self.t_audio = 0, 0.0
         self.t0, self.t_first = time.perf_counter(), None
@@ -270,30 +280,54 @@ class SpeechSession(StreamSession):
             self.sent += 1
             self.word_started = 0
             self._start_sentence()
-        if not frames:
-            return self._finish() if last else []
-        fr = torch.cat(frames).cpu().numpy().astype(np.float32)
+        out = []
+        job = None
+        if frames:
+            fr = torch.cat(frames).cpu().numpy().astype(np.float32)
+            job = self._synth_pool().submit(self._render, fr, last)
+        if self.pending is not None:  # the previous chunk, synthesised while this one was decoded
+            out += self._emit(self.pending.result())
+            self.pending = None
+        if job is not None:
+            if self.chunk_no == 0 or last:  # the first chunk at once (time to first audio), the last to end
+                out += self._emit(job.result())
+            else:
+                self.pending = job
+        if last:
+            out += self._finish()
+        return out
+
+    # ---- vocoder: a worker thread renders chunk k while the decoder makes chunk k+1 ------------
+    def _synth_pool(self):
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weft-speech-vocoder")
+        return self.pool
+
+    def _render(self, fr: np.ndarray, last: bool) -> dict:
+        """Frames -> audio (StreamingSynth, in order: one worker) and the plot features. WORLD's C
+        code releases the GIL, so this overlaps the decoder's next chunk on the second core."""
         audio = self.synth.push(fr, final=last)
         if last:
             audio = np.concatenate([audio, self.synth.flush()])
         f0, _, _ = world.unpack(fr)
         spec, energy = world.plot_features(fr)
-        data = {"chunk": self.chunk_no, "t0": self.t_audio, "audio": audio, "f0": f0.astype(np.float32),
-                "spec": spec, "energy": energy,
-                "frame_period": world.FRAME_MS / 1000, "sample_rate": world.FS}
+        return {"audio": audio, "f0": f0.astype(np.float32), "spec": spec, "energy": energy, "n_frames": len(fr)}
+
+    def _emit(self, r: dict) -> list:
+        data = {"chunk": self.chunk_no, "t0": self.t_audio, "audio": r["audio"], "f0": r["f0"], "spec": r["spec"],
+                "energy": r["energy"], "frame_period": world.FRAME_MS / 1000, "sample_rate": world.FS}
         if self.t_first is None:
             self.t_first = time.perf_counter() - self.t0
         self.chunks.append(data)
         self.chunk_no += 1
-        self.t_audio += len(audio) / world.FS
-        self.frames_done += len(fr)
-        out = [("partial", data), ("progress", self._progress())]
-        if last:
-            out += self._finish()
-        return out
+        self.t_audio += len(r["audio"]) / world.FS
+        self.frames_done += r["n_frames"]
+        return [("partial", data), ("progress", self._progress())]
 
     def _finish(self):
         self.done = True
+        self._stop_pool()
         cat = lambda k: np.concatenate([c[k] for c in self.chunks]) if self.chunks else np.zeros(0, np.float32)  # noqa: E731
         audio = cat("audio")
         return [("output", {"audio": audio, "sample_rate": world.FS, "f0": cat("f0"),
@@ -307,5 +341,11 @@ class SpeechSession(StreamSession):
         el = time.perf_counter() - self.t0
         return {"frames": self.frames_done, "audio_s": round(secs, 2), "rtf": round(el / secs, 3) if secs else None}
 
+    def _stop_pool(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool, self.pending = None, None
+
     def close(self) -> None:
+        self._stop_pool()
         self.caches = None

@@ -156,6 +156,21 @@ def test_session_streams_chunks_that_add_up_to_the_take(bundle):
     assert parts[1]["t0"] == pytest.approx(len(parts[0]["audio"]) / world.FS)
 
 
+def test_vocoder_worker_sends_the_first_chunk_at_once_and_stops_with_the_take(bundle):
+    s = SpeechSession(bundle, "cpu")
+    s.start({"text": "One two three four five six seven eight nine ten eleven twelve.", "seed": 0})
+    first = s.step()
+    assert first[0][0] == "partial" and first[0][1]["chunk"] == 0  # not held back by the pipeline
+    second = s.step()  # chunk 1 is being rendered while chunk 2 is decoded: nothing to send yet
+    assert [k for k, _ in second] == [] and s.pending is not None
+    third = s.step()
+    assert [d["chunk"] for k, d in third if k == "partial"] == [1]
+    s.close()  # mid-take: the worker is stopped, nothing is left running
+    assert s.pool is None and s.pending is None
+    s2 = SpeechSession(bundle, "cpu")
+    s2.close()  # never started: closing is harmless
+
+
 @pytest.mark.parametrize("seconds", [1.0, 3.5, 7.26])
 def test_duration_control_obeys_the_target(bundle, seconds):
     s = SpeechSession(bundle, "cpu")
@@ -399,3 +414,25 @@ def test_a_character_model_widens_to_phonemes_and_runs(tmp_path):
     out = [d for k, d in run(s) if k == "output"][0]
     assert abs(out["seconds"] - 1.5) < 0.05
     assert max(int(s.plans[0].spans.max()), 0) <= s.plans[0].enc.shape[1]
+    # a pronunciation typed in braces is what the model reads for that word
+    s = SpeechSession(SpeechBundle.from_file(tmp_path / "p.safetensors"), "cpu")
+    s.start({"text": "Say {T AH M EY1 T OW2} now."})
+    a, b = s.plans[0].spans[1]
+    ids = s.plans[0].enc.shape[1]
+    assert b - a == 6 + 1 and ids == 3 + 7 + 3  # "say " (S EY1, space) + the six sounds and a space + "now." (N AW1 .)
+    assert [d for k, d in run(s) if k == "output"][0]["seconds"] > 0
+    with pytest.raises(ParamError, match="ARPAbet"):
+        SpeechSession(SpeechBundle.from_file(tmp_path / "p.safetensors"), "cpu").start({"text": "Say {Q X}."})
+
+
+def test_braced_pronunciations_parse_and_a_letter_model_refuses_them(bundle):
+    text, user = frontend.user_pronunciations("Hi {hh ah l ow1}, and {K AE1 T}.")
+    assert list(user.values()) == [("HH", "AH1", "L", "OW1"), ("K", "AE1", "T")]
+    sent = frontend.split_sentences(text)[0]
+    e = frontend.encode(sent, phonemes=True, user=user)
+    assert e.ids[e.words[1][0]:e.words[1][0] + 4] == [frontend.PHONE_ID[p] for p in user[sent.split()[1].rstrip(",")]]
+    for bad in ("{}", "{XY1}"):
+        with pytest.raises(ValueError):
+            frontend.user_pronunciations(bad)
+    with pytest.raises(ParamError, match="phoneme model"):
+        SpeechSession(bundle, "cpu").start({"text": "Hi {HH AY1}."})
