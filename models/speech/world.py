@@ -50,11 +50,19 @@ def pyworld():
         raise
 
 
-def analyze(x: np.ndarray) -> dict[str, np.ndarray]:
-    """16 kHz float audio -> WORLD features per 10 ms frame (float32)."""
+def analyze(x: np.ndarray, f0_method: str = "harvest") -> dict[str, np.ndarray]:
+    """16 kHz float audio -> WORLD features per 10 ms frame (float32).
+
+    F0 by Harvest, not DIO: on the teacher's voice DIO (default threshold) leaves many vowels
+    unvoiced ("the" fully unvoiced in 10 % of cases), which the model then learns as whisper;
+    Whisper tiny.en WER of analysis-synthesis, 30 held-out sentences: DIO 22.4 %, DIO with
+    allowed_range 0.25 14.8 %, Harvest 12.8 % (the teacher's own audio 7.1 %)."""
     pw = pyworld()
     x = np.ascontiguousarray(x, dtype=np.float64)
-    f0, t = pw.dio(x, FS, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
+    if f0_method == "harvest":
+        f0, t = pw.harvest(x, FS, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
+    else:
+        f0, t = pw.dio(x, FS, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
     f0 = pw.stonemask(x, f0, t, FS)
     sp = pw.cheaptrick(x, f0, t, FS, fft_size=FFT)
     ap = pw.d4c(x, f0, t, FS, fft_size=FFT)
