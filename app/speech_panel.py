@@ -322,6 +322,7 @@ class SpeechPanel(Panel):
             self.voice_box.clear()
             self.voice_box.addItems(voices)
             self.voice_box.setCurrentText(current if current in voices else voices[0])
+        self._spelt = [str(w) for w in d.get("spelt", [])]
         total, done = max(int(d.get("total", 0)), 1), int(d.get("done", 0))
         # one step more than the work: the bar reaches the end only when the output arrives
         self.progress.setRange(0, total + 1)
@@ -370,7 +371,15 @@ class SpeechPanel(Panel):
         self.progress.setFormat(f"{take.seconds:.2f} s")
         made_s = time.monotonic() - self._started
         self.status.setText(f"Take {len(self.takes)}: {take.seconds:.2f} s of audio, made in {made_s:.2f} s"
-                            f" · first audio after {self._first_audio_ms or 0:.0f} ms")
+                            f" · first audio after {self._first_audio_ms or 0:.0f} ms" + self._spelt_note())
+
+    def _spelt_note(self) -> str:
+        """Words the voice had to read from their letters: the ones worth fixing with {sounds}."""
+        words = self._spelt
+        if not words:
+            return ""
+        shown = ", ".join(words[:4]) + (f" and {len(words) - 4} more" if len(words) > 4 else "")
+        return f" · read from letters: {shown} (type its sounds in braces to fix one)"
 
     # ---- takes ------------------------------------------------------------------------------
     def replay(self, index: int) -> bool:
@@ -441,6 +450,7 @@ class SpeechPanel(Panel):
         self._take_params: dict | None = None
         self._steered = False
         self._replaying = False
+        self._spelt: list[str] = []
 
     def _start_audio(self, sample_rate: int) -> None:
         self.audio.start(sample_rate)

@@ -147,6 +147,7 @@ class SpeechSession(StreamSession):
         self.voice_id = torch.tensor([prosody.VOICE_NAMES.index(voice)], device=self.device)
         torch.manual_seed(seed)
         self.plans: list[Plan] = []
+        self.spelt: list[str] = []  # words a phoneme model reads from their letters (not in the lexicon)
         with torch.inference_mode():
             for s in sentences:
                 e = frontend.encode(s, phonemes=cfg.phonemes, user=user)
@@ -155,6 +156,8 @@ class SpeechSession(StreamSession):
                 spans = np.asarray(e.words, np.int64)
                 self.plans.append(Plan(s, enc, spans, np.zeros(len(spans))))
                 self.plans[-1].ids = np.asarray(e.ids)
+                pieces = [w.rstrip(frontend.PUNCT) for w in s.split(" ") if w]
+                self.spelt += [w for w, sp in zip(pieces, e.spelt or []) if sp and w not in user and w not in self.spelt]
         n_words = sum(len(p.spans) for p in self.plans)
         if self.seconds is not None and self.seconds < n_words * 0.04:
             raise ParamError(f"{self.seconds:g} s is too short for this text: it needs at least {n_words * 0.04:.1f} s.")
@@ -174,7 +177,8 @@ class SpeechSession(StreamSession):
     def _progress(self) -> dict:
         total = int(sum(p.word_frames.sum() for p in self.plans))
         return {"done": self.frames_done, "total": total, "seconds_planned": total * world.FRAME_MS / 1000,
-                "sample_rate": world.FS, "voices": list(prosody.VOICE_NAMES), "sentences": len(self.plans)}
+                "sample_rate": world.FS, "voices": list(prosody.VOICE_NAMES), "sentences": len(self.plans),
+                "spelt": list(self.spelt)}
 
     # ---- planning ---------------------------------------------------------------------------
     def _replan(self, first: bool = False) -> None:

@@ -164,6 +164,15 @@ def test_panel_streams_a_take_into_plots_list_and_wav(qtbot, panel, tmp_path):
     assert not panel.replay(5)
 
 
+def test_words_read_from_letters_are_named_after_the_take(qtbot, panel):
+    panel._on_progress({"total": 10, "done": 0, "seconds_planned": 0.1, "spelt": ["zqxjv", "blorp"]})
+    assert "read from letters: zqxjv, blorp" in panel._spelt_note() and "braces" in panel._spelt_note()
+    panel._on_progress({"total": 10, "done": 0, "seconds_planned": 0.1, "spelt": [f"w{i}" for i in range(7)]})
+    assert panel._spelt_note().endswith("w0, w1, w2, w3 and 3 more (type its sounds in braces to fix one)")
+    panel._on_progress({"total": 10, "done": 0, "seconds_planned": 0.1})
+    assert panel._spelt_note() == ""
+
+
 def test_slider_moved_mid_take_steers_the_next_chunks(qtbot, panel):
     # 10 s = 42 chunks, ~2 s of wall time at the fixture's pace: the throttled second steer (~100 ms
     # after the drag) lands long before the end even on a busy machine (3 s was flaky under load)

@@ -431,7 +431,8 @@ def test_a_character_model_widens_to_phonemes_and_runs(tmp_path):
     big.feat_std[1] = 1.0
     save_weights(big, tmp_path / "p.safetensors", cfg)
     s = SpeechSession(SpeechBundle.from_file(tmp_path / "p.safetensors"), "cpu")
-    s.start({"text": "Hello there, zqxjv.", "duration": "seconds", "seconds": 1.5})
+    first = s.start({"text": "Hello there, zqxjv.", "duration": "seconds", "seconds": 1.5})
+    assert first[0][1]["spelt"] == ["zqxjv"]  # the panel tells the user which words were read from letters
     out = [d for k, d in run(s) if k == "output"][0]
     assert abs(out["seconds"] - 1.5) < 0.05
     assert max(int(s.plans[0].spans.max()), 0) <= s.plans[0].enc.shape[1]
