@@ -41,6 +41,7 @@ from models.common.paths import cache_dir
 from models.speech import frontend, world
 
 STEP = 2  # frames per model step (20 ms)
+F0_METHOD = "dio"  # --f0 (world.analyze)
 TEACHER_SR = 22050
 
 
@@ -183,7 +184,7 @@ def process(job: tuple[int, str, float]) -> tuple[int, str, dict | None]:
         return i, "teacher words do not map onto ours", None
     durs, pauses = times
     x = resample_poly(audio.astype(np.float64), 320, 441)
-    feats = world.pack(world.analyze(x))
+    feats = world.pack(world.analyze(x, F0_METHOD))
     bounds = np.round(np.cumsum(durs) / (world.FRAME_MS / 1000) / STEP).astype(int) * STEP
     wf = np.diff(np.concatenate([[0], bounds]))
     if (wf <= 0).any():
@@ -194,6 +195,11 @@ def process(job: tuple[int, str, float]) -> tuple[int, str, dict | None]:
     return i, "ok", dict(text=s, frames=feats.astype(np.float16), word_frames=wf, pause_frames=pf,
                          ids=np.asarray(enc.ids, np.int16), spans=np.asarray(enc.words, np.int16),
                          length_scale=ls, audio=x.astype(np.float32))
+
+
+def _set_f0(method: str) -> None:
+    global F0_METHOD
+    F0_METHOD = method
 
 
 def save(path: Path, items: list[dict]) -> None:
@@ -241,8 +247,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--phonemes", action="store_true",
                    help="no synthesis: write phoneme versions of the built splits to <cache>/phon (lexicon.py)")
+    p.add_argument("--f0", choices=("dio", "harvest"), default="dio", help="WORLD pitch tracker for the corpus (world.analyze)")
     p.add_argument("--spell", type=float, default=0.1, help="with --phonemes: share of training words kept as letters")
     args = p.parse_args(argv)
+    _set_f0(args.f0)
     if args.phonemes:
         dst = Path(args.out or cache_dir("speech") / "phon")
         dst.mkdir(parents=True, exist_ok=True)
@@ -262,7 +270,7 @@ def main(argv=None) -> int:
     jobs = [(int(i), sents[i], float(rng.uniform(0.8, 1.3)) if i not in test_set else 1.0) for i in order]
     print(f"{len(sents)} WordNet example sentences; synthesising {len(jobs)} with {args.workers} workers", flush=True)
     results, reasons = {}, Counter()
-    with Pool(args.workers) as pool:
+    with Pool(args.workers, initializer=_set_f0, initargs=(args.f0,)) as pool:
         for k, (i, why, item) in enumerate(pool.imap_unordered(process, jobs, chunksize=8)):
             reasons[why] += 1
             if item is not None:

@@ -50,13 +50,15 @@ def pyworld():
         raise
 
 
-def analyze(x: np.ndarray, f0_method: str = "harvest") -> dict[str, np.ndarray]:
+def analyze(x: np.ndarray, f0_method: str = "dio") -> dict[str, np.ndarray]:
     """16 kHz float audio -> WORLD features per 10 ms frame (float32).
 
-    F0 by Harvest, not DIO: on the teacher's voice DIO (default threshold) leaves many vowels
-    unvoiced ("the" fully unvoiced in 10 % of cases), which the model then learns as whisper;
-    Whisper tiny.en WER of analysis-synthesis, 30 held-out sentences: DIO 22.4 %, DIO with
-    allowed_range 0.25 14.8 %, Harvest 12.8 % (the teacher's own audio 7.1 %)."""
+    f0_method "dio" (the shipped model's data) or "harvest". Whisper tiny.en WER of analysis-synthesis
+    of held-out teacher audio, 30 sentences: DIO 22.4 % / 17.3 % (two renderings of the corpus),
+    Harvest 12.8 % / 14.3 % — Harvest is the better vocoder ceiling, but a 22-minute fine-tune on a
+    Harvest corpus gave WER 25.7 % (26.7 % shipped) with emotion control falling from 31 to 25 of 32
+    directions (noisier F0 targets: held-out log-F0 loss 0.17 vs 0.10), so the corpus stays on DIO
+    until a longer run on Harvest data is tried (`data.py --f0 harvest`)."""
     pw = pyworld()
     x = np.ascontiguousarray(x, dtype=np.float64)
     if f0_method == "harvest":
