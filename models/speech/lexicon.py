@@ -5,7 +5,7 @@
 Reading English from letters is the hardest part of a small character TTS ("though", "through",
 "rough"); a dictionary removes most of it. The data are the Carnegie Mellon Pronouncing Dictionary
 (BSD-2-clause-style licence, notice in assets/speech/LEXICON_LICENSE.txt), taken from the npm
-package `cmu-pronouncing-dictionary` 3.0.0 (ISC) at build time and shipped as a 0.9 MB gzip file,
+package `cmu-pronouncing-dictionary` 3.0.0 (ISC) at build time and shipped as a 0.8 MB gzip file,
 one "word PHONES..." line per word, first pronunciation only. Nothing is downloaded at run time.
 
 Words missing from the dictionary are first tried as a known stem plus a regular suffix
