@@ -9,9 +9,10 @@
 2. Duration control: for held-out sentences, targets of 0.7x, 1.0x and 1.4x the automatic length
    plus fixed 2.5 s / 4 s; mean |actual - target| / target.
 3. Emotion control: every emotion at alpha 1 (and neutral) on --n-emotion sentences; from the
-   *audio* (WORLD dio on the waveform, not the model's frames): pitch mean (semitones against
-   neutral), pitch range (std of voiced semitones, ratio), energy (RMS dB), rate (words per
-   second, ratio). Each change is checked against the direction its prosody profile defines.
+   *audio* (WORLD Harvest on the waveform with world.repair_f0, not the model's frames — DIO
+   doubles this voice's pitch on many frames): pitch mean (median, semitones against neutral), pitch
+   range (interquartile range of voiced semitones / 1.349, a std that ignores the tracker's stray
+   frames; ratio), energy (RMS dB), rate (words per second, ratio). Each change is checked against the direction its prosody profile defines.
 4. Examples: a few WAVs and a spectrogram picture written to --examples.
 Prints tables and one JSON line.
 """
@@ -94,13 +95,13 @@ def duration_block(bundle, texts) -> dict:
 def measure(audio: np.ndarray, n_words: int) -> dict:
     pw = world.pyworld()
     x = audio.astype(np.float64)
-    f0, t = pw.dio(x, world.FS, f0_floor=60, f0_ceil=500, frame_period=10)
-    f0 = pw.stonemask(x, f0, t, world.FS)
+    f0, t = pw.harvest(x, world.FS, f0_floor=60, f0_ceil=500, frame_period=10)
+    f0 = world.repair_f0(pw.stonemask(x, f0, t, world.FS))
     st = 12 * np.log2(f0[f0 > 0] / 100.0)
     frame = x[: len(x) // 160 * 160].reshape(-1, 160)
     e = 10 * np.log10((frame ** 2).mean(1) + 1e-10)
     active = e > e.max() - 35
-    return {"pitch": float(np.median(st)) if len(st) else 0.0, "range": float(np.std(st)) if len(st) > 2 else 0.0,
+    return {"pitch": float(np.median(st)) if len(st) else 0.0, "range": float(np.subtract(*np.percentile(st, [75, 25])) / 1.349) if len(st) > 2 else 0.0,
             "energy": float(10 * np.log10((frame[active] ** 2).mean() + 1e-10)), "rate": n_words / (len(x) / world.FS)}
 
 

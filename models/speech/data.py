@@ -12,7 +12,10 @@ model's runtime code. Piper returns per-phoneme sample counts; phonemes are grou
 the spaces, giving each word's duration and the length of its trailing pause (punctuation phoneme
 plus the following gap).
 
-Each clip is resampled to 16 kHz and analysed with WORLD (world.py) into 10 ms frames. Emotions and
+Each clip is resampled to 16 kHz and analysed with WORLD (world.py) into 10 ms frames, pitch by
+Harvest with its outliers repaired (`--f0 dio` was the tracker of speech model v3: it doubles this
+voice's pitch on many frames, see world.analyze). A corpus built before the repair existed is
+repaired in place with `--repair-f0` (pitch and voicing only). Emotions and
 the second voice are *not* rendered here: prosody.py applies them to the frames on the fly while
 training, so every epoch sees new strengths and mixtures.
 
@@ -41,7 +44,7 @@ from models.common.paths import cache_dir
 from models.speech import frontend, world
 
 STEP = 2  # frames per model step (20 ms)
-F0_METHOD = "dio"  # --f0 (world.analyze)
+F0_METHOD = "harvest"  # --f0 (world.analyze)
 TEACHER_SR = 22050
 
 
@@ -238,6 +241,21 @@ def to_phonemes(z: dict, spell_p: float = 0.0, seed: int = 0) -> dict:
     return out
 
 
+def repair_split(z: dict) -> tuple[dict, float, float]:
+    """A built split with its pitch tracks repaired (world.repair_f0, per utterance): log-F0 and
+    voicing change, nothing else. Returns (split, voiced share before, after)."""
+    fr = z["frames"].astype(np.float32)
+    off = z["frame_off"]
+    before = float((fr[:, 1] > 0.5).mean())
+    for a, b in zip(off[:-1], off[1:]):
+        f = fr[a:b]
+        f0 = world.repair_f0(np.exp(f[:, 0].astype(np.float64)) * (f[:, 1] > 0.5))
+        f[:, 0], f[:, 1] = world.interp_lf0(f0), (f0 > 0)
+    out = dict(z)
+    out["frames"] = fr.astype(np.float16)
+    return out, before, float((fr[:, 1] > 0.5).mean())
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=4200, help="sentences to synthesise (train + test)")
@@ -247,10 +265,22 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--phonemes", action="store_true",
                    help="no synthesis: write phoneme versions of the built splits to <cache>/phon (lexicon.py)")
-    p.add_argument("--f0", choices=("dio", "harvest"), default="dio", help="WORLD pitch tracker for the corpus (world.analyze)")
+    p.add_argument("--f0", choices=("dio", "harvest"), default="harvest", help="WORLD pitch tracker for the corpus (world.analyze)")
+    p.add_argument("--repair-f0", action="store_true",
+                   help="no synthesis: repair the pitch tracks of the built splits in place, and of phon/ if there "
+                        "(world.repair_f0; a corpus built before the repair existed)")
     p.add_argument("--spell", type=float, default=0.1, help="with --phonemes: share of training words kept as letters")
     args = p.parse_args(argv)
     _set_f0(args.f0)
+    if args.repair_f0:
+        root = Path(args.out or cache_dir("speech"))
+        for d in (root, root / "phon"):
+            for split in ("train", "test"):
+                if (d / f"{split}.npz").exists():
+                    z, before, after = repair_split(load(split, d))
+                    np.savez(d / f"{split}.npz", **z)
+                    print(f"{d / split}: voiced frames {before:.1%} -> {after:.1%}", flush=True)
+        return 0
     if args.phonemes:
         dst = Path(args.out or cache_dir("speech") / "phon")
         dst.mkdir(parents=True, exist_ok=True)

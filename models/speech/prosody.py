@@ -162,6 +162,9 @@ def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray,
     if vp["warp"] != 1.0:
         A, b = world.warp_map(vp["warp"])
         csp = csp @ A + b
-    csp = csp + p["energy"] * world.gain_vector(1.0) + p["tilt"] * world.tilt_vector(1.0)
+    if p["tilt"]:  # energy is net of tilt: a darker tilt lifts the low bands that dominate RMS
+        tilted = csp + p["tilt"] * world.tilt_vector(1.0)
+        csp = tilted + (world.power_db(csp) - world.power_db(tilted)) * world.gain_vector(1.0)
+    csp = csp + p["energy"] * world.gain_vector(1.0)
     out[:, 2:2 + world.N_SP] = csp
     return out, word_frames

@@ -74,10 +74,54 @@ def test_emotions_move_pitch_energy_and_tempo_as_profiled():
         assert wf2.sum() == len(out) and (wf2 % 2 == 0).all()
         dpitch = out[:, 0].mean() - base[:, 0].mean()
         assert np.sign(round(dpitch, 3)) == np.sign(p["pitch"] + p["final"] / 4) or abs(p["pitch"]) < 1.01
-        denergy = out[:, 2].mean() - base[:, 2].mean()
+        denergy = world.power_db(out[:, 2:2 + world.N_SP]) - world.power_db(base[:, 2:2 + world.N_SP])
         assert np.sign(denergy) == np.sign(p["energy"])
         if abs(p["tempo"] - 1) > 0.05:
             assert (len(out) < len(base)) == (p["tempo"] > 1)
+
+
+def test_energy_is_net_of_spectral_tilt():
+    """A darker tilt lifts the low bands that dominate the power; the profile's energy is what the
+    envelope's mean power moves by (melancholic: tilt -3 dB/octave, energy -3 dB)."""
+    fr, wf, pf = _frames(), np.array([60, 60]), np.array([0, 0])
+    base = world.power_db(fr[:, 2:2 + world.N_SP])
+    for name in ("melancholic", "angry"):
+        p = prosody.PROFILES[name]
+        out, _ = prosody.apply(fr, wf, pf, prosody.vector({name: 1.0}))
+        assert abs(world.power_db(out[:, 2:2 + world.N_SP]) - base - p["energy"]) < 0.5
+        only_tilt = fr[:, 2:2 + world.N_SP] + p["tilt"] * world.tilt_vector(1.0)
+        assert abs(world.power_db(only_tilt) - base) > 1.0  # the tilt alone does move it
+
+
+def test_repair_f0_folds_octave_errors_and_drops_stray_frames():
+    T = 200
+    f0 = 110.0 * np.exp(0.1 * np.sin(np.arange(T) / 20))
+    f0[150:] = 0.0
+    bad = f0.copy()
+    bad[30:45] *= 2.0  # an octave up: folded back
+    bad[80:84] *= 0.5  # an octave down: kept (creak at a phrase end looks like this)
+    bad[90:93] *= 0.3  # far below: unvoiced
+    bad[100:106] = 300.0  # not an octave of anything near: unvoiced
+    fixed = world.repair_f0(bad)
+    assert np.allclose(fixed[30:45], f0[30:45]) and np.allclose(fixed[80:84], bad[80:84])
+    assert (fixed[100:106] == 0).all() and (fixed[90:93] == 0).all() and (fixed[150:] == 0).all()
+    keep = np.r_[0:30, 45:80, 84:90, 93:100, 106:150]
+    assert np.array_equal(fixed[keep], f0[keep])
+    assert np.array_equal(world.repair_f0(np.zeros(5)), np.zeros(5))
+
+
+def test_corpus_repair_pass_changes_only_pitch_and_voicing():
+    from models.speech import data
+
+    a, b = _frames(60), _frames(40)
+    a[10:20, 0] += np.log(2)  # an octave error in a voiced stretch
+    z = dict(frames=np.concatenate([a, b]).astype(np.float16), frame_off=np.array([0, 60, 100]), texts=np.array(["x", "y"]))
+    out, before, after = data.repair_split(z)
+    fr = out["frames"].astype(np.float32)
+    assert np.array_equal(fr[:, 2:], z["frames"][:, 2:].astype(np.float32))
+    voiced = a[:, 1] > 0.5
+    assert np.abs(fr[:60, 0][voiced] - _frames(60)[:, 0][voiced]).max() < 0.01
+    assert after <= before
 
 
 def test_voice_warp_map_equals_decode_warp_encode():
