@@ -187,7 +187,7 @@ def process(job: tuple[int, str, float]) -> tuple[int, str, dict | None]:
         return i, "teacher words do not map onto ours", None
     durs, pauses = times
     x = resample_poly(audio.astype(np.float64), 320, 441)
-    feats = world.pack(world.analyze(x, F0_METHOD))
+    feats = world.pack(world.analyze(x, F0_METHOD, mid=True))
     bounds = np.round(np.cumsum(durs) / (world.FRAME_MS / 1000) / STEP).astype(int) * STEP
     wf = np.diff(np.concatenate([[0], bounds]))
     if (wf <= 0).any():

@@ -108,19 +108,32 @@ def retime_lengths(word_frames: np.ndarray, pause_frames: np.ndarray, tempo: flo
 def retime(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray, tempo: float, pause: float,
            step: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Stretch each word's speech part by 1/tempo and its trailing pause by pause/tempo; every new
-    word length is a multiple of `step` frames. Returns (frames, word_frames)."""
-    out, lens, s = [], [], 0
+    word length is a multiple of `step` frames. Returns (frames, word_frames). Frames with mid-frames
+    (world.N_MID) have their envelopes resampled on the 5 ms grid (frame, mid, frame, mid, ...), so a
+    mid-frame stays half-way between its frames."""
+    base = frames[:, :world.N_FEAT]
+    env5 = None
+    if frames.shape[1] == world.N_FEAT + world.N_MID:  # (2T, N_MID): frames' and mid-frames' envelopes interleaved
+        env5 = np.stack([base[:, 2:], frames[:, world.N_FEAT:]], 1).reshape(-1, world.N_MID)
+    out, out5, lens, s = [], [], [], 0
     for s0, g0, ns, ng in retime_lengths(word_frames, pause_frames, tempo, pause, step):
-        seg = frames[s:s + s0 + g0]
+        for grid, src, k, acc in ((base, s, 1, out), (env5, 2 * s, 2, out5)):
+            if grid is None:
+                continue
+            seg = grid[src:src + k * (s0 + g0)]
+            speech, gap = seg[:k * s0], seg[k * s0:]
+            parts = [_resample(speech, k * ns)] if ns else []
+            if ng:
+                parts.append(_resample(gap, k * ng))
+            acc.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
         s += s0 + g0
-        speech, gap = seg[:s0], seg[s0:]
-        parts = [_resample(speech, ns)] if ns else []
-        if ng:
-            parts.append(_resample(gap, ng))
-        out.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
         lens.append(ns + ng)
     new = np.concatenate(out).astype(np.float32)
     new[:, 1] = (new[:, 1] > 0.5).astype(np.float32)
+    if env5 is not None:
+        e = np.concatenate(out5).astype(np.float32).reshape(len(new), 2, world.N_MID)
+        new[:, 2:] = e[:, 0]
+        new = np.concatenate([new, e[:, 1]], 1)
     return new, np.asarray(lens, np.int64)
 
 
@@ -140,7 +153,7 @@ def retime_chars(char_frames: np.ndarray, spans: np.ndarray, lengths: list[tuple
 
 def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray, v: np.ndarray,
           voice: str = "joe", step: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Emotion vector `v` and `voice` applied to neutral teacher frames (T, N_FEAT) -> (frames, word_frames)."""
+    """Emotion vector `v` and `voice` applied to neutral teacher frames (T, N_FEAT[+N_MID]) -> (frames, word_frames)."""
     p = mix(v)
     frames, word_frames = retime(frames, word_frames, pause_frames, p["tempo"], p["pause"], step)
     T = len(frames)
@@ -158,7 +171,10 @@ def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray,
     lf0 = mean + p["range"] * (lf0 - mean) + (semis + vp["pitch"]) * np.log(2) / 12
     out = frames.copy()
     out[:, 0] = lf0.astype(np.float32)
-    csp = out[:, 2:2 + world.N_SP]
+    cols = [slice(2, 2 + world.N_SP)]  # the envelopes: the frames' and, when there, their mid-frames'
+    if out.shape[1] == world.N_FEAT + world.N_MID:
+        cols.append(slice(world.N_FEAT, world.N_FEAT + world.N_SP))
+    csp = np.concatenate([out[:, c] for c in cols])
     if vp["warp"] != 1.0:
         A, b = world.warp_map(vp["warp"])
         csp = csp @ A + b
@@ -166,5 +182,6 @@ def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray,
         tilted = csp + p["tilt"] * world.tilt_vector(1.0)
         csp = tilted + (world.power_db(csp) - world.power_db(tilted)) * world.gain_vector(1.0)
     csp = csp + p["energy"] * world.gain_vector(1.0)
-    out[:, 2:2 + world.N_SP] = csp
+    for k, c in enumerate(cols):
+        out[:, c] = csp[k * T:(k + 1) * T]
     return out, word_frames

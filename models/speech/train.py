@@ -153,6 +153,34 @@ def widen_symbols(state: dict, model: SpeechModel) -> bool:
     return True
 
 
+def widen_frames(state: dict, model: SpeechModel) -> bool:
+    """A checkpoint for 10 ms frames (world.N_FEAT values each) -> this model's frames with mid-frames
+    (N_FEAT + N_MID): the decoder's output rows of a frame keep their place; a mid-frame's rows start
+    as the mean of the envelope rows of the frames around it inside the step (the last one: its frame's);
+    the prenet ignores the new inputs at first (zero columns). The old normalisation statistics are
+    dropped (the data's are used)."""
+    cfg = model.cfg
+    head = state.get("decoder.head.weight")
+    old, new = world.N_FEAT, cfg.n_feat
+    if head is None or new != world.N_FEAT + world.N_MID or head.shape[0] != cfg.step * old:
+        return False
+    d = head.shape[1]
+    h = torch.zeros(cfg.step, new, d)
+    h0 = head.view(cfg.step, old, d)
+    h[:, :old] = h0
+    for s in range(cfg.step):
+        nxt = h0[min(s + 1, cfg.step - 1), 2:]
+        h[s, old:] = 0.5 * (h0[s, 2:] + nxt)
+    state["decoder.head.weight"] = h.reshape(cfg.step * new, d)
+    w = state["prenet.0.weight"]
+    pw = torch.zeros(w.shape[0], cfg.step, new)
+    pw[:, :, :old] = w.view(w.shape[0], cfg.step, old)
+    state["prenet.0.weight"] = pw.reshape(w.shape[0], cfg.step * new)
+    for k in ("feat_mean", "feat_std"):
+        state[k] = getattr(model, k).detach().clone()
+    return True
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget")
@@ -197,7 +225,8 @@ def main(argv=None) -> int:
                 align[split] = za["char_frames"].astype(np.int64)
     corpus, held = Corpus(train_z, seed=rank, align=align.get("train")), Corpus(test_z, seed=999, align=align.get("test"))
     cfg = SpeechConfig(d_model=args.d_model, n_layer=args.layers, char_align=args.char_align, phonemes=args.phonemes,
-                       n_chars=frontend.N_SYMBOLS if args.phonemes else len(frontend.SYMBOLS))
+                       n_chars=frontend.N_SYMBOLS if args.phonemes else len(frontend.SYMBOLS),
+                       n_feat=int(train_z["frames"].shape[1]))  # with mid-frames when the corpus has them
     model = SpeechModel(cfg)
     mean, std = feature_stats(train_z)
     model.feat_mean.copy_(torch.from_numpy(mean))
@@ -219,6 +248,7 @@ def main(argv=None) -> int:
         else:
             state = torch.load(ckpt_in, map_location="cpu", weights_only=True)
         widened = widen_symbols(state["model"], model)
+        widened |= widen_frames(state["model"], model)
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
         if unexpected:
             raise RuntimeError(f"checkpoint has parameters this model lacks: {unexpected[:5]}")

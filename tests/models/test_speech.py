@@ -156,6 +156,78 @@ def test_analysis_finds_a_vowel_voiced_and_noise_unvoiced():
     assert abs(np.median(f0) - 130) < 5
 
 
+def test_mid_frames_are_analysed_and_used_by_synthesis():
+    """With mid=True the analysis adds the envelope 5 ms after each frame; synthesis uses it in place
+    of the linear interpolation (identical when the mid-frames are that interpolation), and a
+    streaming synthesiser takes such frames too."""
+    rng = np.random.default_rng(1)
+    x = 0.05 * rng.standard_normal(world.FS // 4)
+    plain, mid = world.analyze(x), world.analyze(x, mid=True)
+    assert mid["csp_mid"].shape == mid["csp"].shape == (len(plain["csp"]), world.N_SP)
+    assert mid["cap_mid"].shape == plain["cap"].shape
+    fr = _frames(60)
+    interp = world.upsample2(fr)[1::2, 2:]
+    with_mid = np.concatenate([fr, interp], 1)
+    assert with_mid.shape[1] == world.N_FEAT + world.N_MID == world.pack({**world.analyze(x, mid=True)}).shape[1]
+    assert np.allclose(world.synthesize(with_mid), world.synthesize(fr), atol=1e-5)
+    louder = with_mid.copy()
+    louder[:, world.N_FEAT:world.N_FEAT + world.N_SP] += world.gain_vector(12.0)  # only the mid-frames
+    a, b = world.synthesize(fr), world.synthesize(louder)
+    assert np.sqrt((b ** 2).mean()) > 1.3 * np.sqrt((a ** 2).mean())
+    s = world.StreamingSynth()
+    y = np.concatenate([s.push(louder[:30]), s.push(louder[30:], final=True)])
+    assert len(y) == len(fr) * world.HOP
+
+
+def test_prosody_moves_mid_frames_with_their_frames():
+    fr, wf, pf = _frames(), np.array([40, 40, 40]), np.array([0, 10, 10])
+    full = np.concatenate([fr, world.upsample2(fr)[1::2, 2:]], 1)
+    same, w = prosody.retime(full, wf, pf, 1.0, 1.0)
+    assert np.array_equal(w, wf) and np.allclose(same, full)
+    for k in range(8):  # every emotion changes a frame's and its mid-frame's envelope alike
+        v = np.eye(8)[k]
+        a, wa = prosody.apply(full, wf, pf, v, "jo")
+        b, wb = prosody.apply(fr, wf, pf, v, "jo")
+        assert np.array_equal(wa, wb) and a.shape == (len(b), world.N_FEAT + world.N_MID)
+        mid_of = world.upsample2(b)[1::2, 2:]
+        assert np.abs(a[:-1, world.N_FEAT:] - mid_of[:-1]).mean() < 0.05
+        assert np.abs(a[:, 2:world.N_FEAT] - b[:, 2:]).mean() < 0.05
+
+
+def test_a_10ms_model_widens_to_mid_frames_keeping_its_outputs():
+    from models.speech.train import widen_frames
+
+    small = SpeechModel(SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2)).eval()
+    big = SpeechModel(SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2,
+                                   n_feat=world.N_FEAT + world.N_MID)).eval()
+    state = small.state_dict()
+    assert widen_frames(state, big) and not widen_frames(big.state_dict(), big)
+    big.load_state_dict(state)
+    x = torch.randn(1, 5, 2, big.cfg.n_feat)
+    cond = torch.randn(1, 5, 32)
+    with torch.no_grad():
+        o_small = small.decoder(embeds=small.prenet(x[..., :world.N_FEAT].reshape(1, 5, -1)) + cond).view(1, 5, 2, -1)
+        o_big = big.decoder(embeds=big.prenet(x.reshape(1, 5, -1)) + cond).view(1, 5, 2, -1)
+    assert torch.allclose(o_big[..., :world.N_FEAT], o_small, atol=1e-5)
+    assert torch.allclose(o_big[:, :, 0, world.N_FEAT:], 0.5 * (o_small[:, :, 0, 2:] + o_small[:, :, 1, 2:]), atol=1e-5)
+
+
+def test_a_mid_frame_model_streams_a_take(tmp_path):
+    torch.manual_seed(0)
+    cfg = SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, n_feat=world.N_FEAT + world.N_MID)
+    m = SpeechModel(cfg)
+    m.feat_std.fill_(0.1)
+    m.feat_std[1] = 1.0
+    save_weights(m, tmp_path / "m.safetensors", cfg)
+    s = SpeechSession(SpeechBundle.from_file(tmp_path / "m.safetensors"), "cpu")
+    s.start({"text": "Hello there.", "duration": "seconds", "seconds": 1.2, "seed": 0})
+    events = run(s)
+    out = [d for k, d in events if k == "output"][0]
+    assert abs(out["seconds"] - 1.2) < 0.05
+    audio = np.concatenate([d["audio"] for k, d in events if k == "partial"])
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
 def test_streaming_synthesis_joins_have_no_steps():
     fr = _frames(240)
     fr[:, 1] = 1.0
