@@ -79,6 +79,7 @@ def linear_counts(n: int, m: int) -> np.ndarray:
 
 def features(frames: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """WORLD frames -> what the aligner compares: normalised envelope + log-F0 (voiced) + voicing."""
+    frames = frames[:, :len(mean)]  # a model for 10 ms frames aligning data with mid-frames: frames only
     f = (frames.astype(np.float32) - mean) / std
     vuv = frames[:, 1:2].astype(np.float32)
     return np.concatenate([f[:, 2:42], f[:, :1] * vuv, 2.0 * vuv], 1)

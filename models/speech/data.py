@@ -12,7 +12,9 @@ model's runtime code. Piper returns per-phoneme sample counts; phonemes are grou
 the spaces, giving each word's duration and the length of its trailing pause (punctuation phoneme
 plus the following gap).
 
-Each clip is resampled to 16 kHz and analysed with WORLD (world.py) into 10 ms frames, pitch by
+Each clip is resampled to 16 kHz and analysed with WORLD (world.py) into 10 ms frames, each with
+the envelope and aperiodicity of the 5 ms half-frame after it (world.N_MID: synthesis needs the
+envelope at 5 ms; corpora before speech model v5 have 10 ms frames only), pitch by
 Harvest with its outliers repaired (`--f0 dio` was the tracker of speech model v3: it doubles this
 voice's pitch on many frames, see world.analyze). A corpus built before the repair existed is
 repaired in place with `--repair-f0` (pitch and voicing only). Emotions and
@@ -264,7 +266,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--phonemes", action="store_true",
-                   help="no synthesis: write phoneme versions of the built splits to <cache>/phon (lexicon.py)")
+                   help="no synthesis: write phoneme versions of the built splits (in --out or the cache dir) to its "
+                        "phon/ folder (lexicon.py)")
     p.add_argument("--f0", choices=("dio", "harvest"), default="harvest", help="WORLD pitch tracker for the corpus (world.analyze)")
     p.add_argument("--repair-f0", action="store_true",
                    help="no synthesis: repair the pitch tracks of the built splits in place, and of phon/ if there "
@@ -282,10 +285,11 @@ def main(argv=None) -> int:
                     print(f"{d / split}: voiced frames {before:.1%} -> {after:.1%}", flush=True)
         return 0
     if args.phonemes:
-        dst = Path(args.out or cache_dir("speech") / "phon")
+        src = Path(args.out or cache_dir("speech"))
+        dst = src / "phon"
         dst.mkdir(parents=True, exist_ok=True)
         for split in ("train", "test"):
-            z = to_phonemes(load(split), args.spell if split == "train" else 0.0, args.seed)
+            z = to_phonemes(load(split, src), args.spell if split == "train" else 0.0, args.seed)
             np.savez(dst / f"{split}.npz", **z)
             print(f"{split}: {len(z['texts'])} sentences, {len(z['ids'])} symbols, "
                   f"{z['spelt'].mean():.1%} of words spelt out -> {dst / f'{split}.npz'}", flush=True)

@@ -43,6 +43,7 @@ class SpeechConfig:
     n_feat: int = world.N_FEAT
     max_steps: int = 1024  # longest sentence the decoder cache holds (20 s)
     vuv_layers: int = 2  # non-autoregressive voicing planner
+    vuv_dropout: float = 0.0  # the planner's own dropout (it overfits: held-out BCE 0.69 against 0.2-0.3 training)
     prenet_dropout: float = 0.5
     # Tacotron keeps prenet dropout on at inference; measured here it costs intelligibility (Whisper WER
     # 0.57 -> 0.65 on 30 held-out sentences with the session-2 model), so it is off unless set
@@ -80,7 +81,9 @@ class SpeechModel(nn.Module):
         # Voicing planner: bidirectional over the sentence's steps, from text and positions only
         # (never from fed-back frames), so free-running decoding cannot drift into whisper or buzz.
         self.vuv_net = Transformer(TransformerConfig(vocab_size=0, n_layer=cfg.vuv_layers, n_head=cfg.enc_heads, d_model=de,
-                                                     max_seq_len=cfg.max_steps, dropout=cfg.dropout, n_out=cfg.step))
+                                                     max_seq_len=cfg.max_steps, dropout=max(cfg.dropout, cfg.vuv_dropout),
+                                                     n_out=cfg.step))
+        self.vuv_drop = nn.Dropout(cfg.vuv_dropout)
         self.vuv_pos = nn.Linear(N_POS, de)
         self.vuv_style = nn.Linear(d, de)
         self.vuv_in = nn.Linear(cfg.step, d)
@@ -146,7 +149,7 @@ class SpeechModel(nn.Module):
 
     def voicing(self, enc, char_pos, pos_feats, style, n_steps: torch.Tensor | None = None) -> torch.Tensor:
         """Voicing logits (B, S, step) for a whole planned sentence at once."""
-        x = self.text_at(enc, char_pos) + self.vuv_pos(pos_feats) + self.vuv_style(style)
+        x = self.vuv_drop(self.text_at(enc, char_pos)) + self.vuv_pos(pos_feats) + self.vuv_style(style)
         S = x.shape[1]
         if n_steps is None:
             mask = torch.ones(S, S, dtype=torch.bool, device=x.device)

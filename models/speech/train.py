@@ -206,6 +206,7 @@ def main(argv=None) -> int:
     p.add_argument("--phonemes", action="store_true",
                    help="phoneme input (data: `python -m models.speech.data --phonemes`, then align --onehot); a "
                         "character model given to --init is widened, each phoneme starting from a letter that spells it")
+    p.add_argument("--vuv-dropout", type=float, default=0.0, help="dropout inside the voicing planner (and on its text input)")
     p.add_argument("--snapshot-minutes", type=float, default=0.0,
                    help="also keep a copy of the weights every N minutes (run-dir/acoustic-<step>.safetensors)")
     args = p.parse_args(argv)
@@ -226,7 +227,8 @@ def main(argv=None) -> int:
     corpus, held = Corpus(train_z, seed=rank, align=align.get("train")), Corpus(test_z, seed=999, align=align.get("test"))
     cfg = SpeechConfig(d_model=args.d_model, n_layer=args.layers, char_align=args.char_align, phonemes=args.phonemes,
                        n_chars=frontend.N_SYMBOLS if args.phonemes else len(frontend.SYMBOLS),
-                       n_feat=int(train_z["frames"].shape[1]))  # with mid-frames when the corpus has them
+                       n_feat=int(train_z["frames"].shape[1]),  # with mid-frames when the corpus has them
+                       vuv_dropout=args.vuv_dropout)
     model = SpeechModel(cfg)
     mean, std = feature_stats(train_z)
     model.feat_mean.copy_(torch.from_numpy(mean))
