@@ -113,7 +113,7 @@ def retime(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray
     mid-frame stays half-way between its frames."""
     base = frames[:, :world.N_FEAT]
     env5 = None
-    if frames.shape[1] == world.N_FEAT + world.N_MID:  # (2T, N_MID): frames' and mid-frames' envelopes interleaved
+    if world.has_mid(frames):  # (2T, N_MID): frames' and mid-frames' envelopes interleaved
         env5 = np.stack([base[:, 2:], frames[:, world.N_FEAT:]], 1).reshape(-1, world.N_MID)
     out, out5, lens, s = [], [], [], 0
     for s0, g0, ns, ng in retime_lengths(word_frames, pause_frames, tempo, pause, step):
@@ -172,7 +172,7 @@ def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray,
     out = frames.copy()
     out[:, 0] = lf0.astype(np.float32)
     cols = [slice(2, 2 + world.N_SP)]  # the envelopes: the frames' and, when there, their mid-frames'
-    if out.shape[1] == world.N_FEAT + world.N_MID:
+    if world.has_mid(out):
         cols.append(slice(world.N_FEAT, world.N_FEAT + world.N_SP))
     csp = np.concatenate([out[:, c] for c in cols])
     if vp["warp"] != 1.0:

@@ -33,6 +33,11 @@ N_FEAT = 1 + 1 + N_SP + N_AP  # lf0, vuv, csp, cap
 # (teacher audio 9.5 %): envelope at 10 ms interpolated 15.2 %, envelope at 5 ms 10.6 % (pitch at
 # 10 ms both times; pitch at 5 ms with a 10 ms envelope 16.3 %: the pitch does not need it).
 N_MID = N_SP + N_AP
+
+
+def has_mid(frames: np.ndarray) -> bool:
+    """Whether frames carry mid-frames (N_FEAT + N_MID columns)."""
+    return np.shape(frames)[1] == N_FEAT + N_MID
 F0_FLOOR, F0_CEIL = 60.0, 500.0
 
 
@@ -144,7 +149,7 @@ def upsample2(frames: np.ndarray) -> np.ndarray:
     with mid-frames (N_FEAT + N_MID columns) take the half frame's envelope and aperiodicity from
     them; returns (2T, N_FEAT)."""
     frames = np.asarray(frames)
-    mids = frames[:, N_FEAT:] if frames.shape[1] == N_FEAT + N_MID else None
+    mids = frames[:, N_FEAT:] if has_mid(frames) else None
     frames = frames[:, :N_FEAT]
     T = len(frames)
     src = np.arange(2 * T) / 2.0
