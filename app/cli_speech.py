@@ -61,6 +61,8 @@ def add_parser(sub) -> str:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variation", type=float, default=0.0,
                    help="0 = the clearest take, the same every time; up to 1 = takes that differ with --seed")
+    p.add_argument("--clarity", type=_ranged("--clarity", 1, 2.5),
+                   help="formant sharpening (postfilter) 1-2.5; 1 = the envelopes as predicted (default: the model's)")
     p.add_argument("-o", "--output", type=output_path, default="speech.wav", help="WAV file to write (default speech.wav)")
     p.add_argument("--task", default="speech", help=argparse.SUPPRESS)  # tests point this at a fixture session
     return "speech"
@@ -74,6 +76,8 @@ def build_params(args) -> dict:
     params = {"text": args.text, "voice": args.voice, "emotion": emotion, "alpha": args.alpha, "seed": args.seed,
               "variation": args.variation,
               "duration": "auto"}
+    if getattr(args, "clarity", None) is not None:
+        params["sharpen"] = args.clarity
     if args.seconds is not None:
         params.update(duration="seconds", seconds=args.seconds)
     elif args.speed is not None:

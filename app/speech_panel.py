@@ -30,6 +30,7 @@ MAX_CHARS = 2000
 STEER_EVERY_MS = 100  # slider changes reach the engine at most ~10 times a second
 VOICES = ["joe", "jo"]  # until the engine's first progress event lists them
 DURATIONS = ("auto", "seconds", "speed")
+CLARITY_AUTO = 0.9  # the clarity box's lowest value, shown as "Model's": the request leaves it to the model
 EXAMPLE = "Type what to say, e.g. “Well, that went better than I expected!” — then press Ctrl+Enter."
 
 
@@ -104,9 +105,18 @@ class SpeechPanel(Panel):
         self.variation_spin.setSingleStep(0.1)
         self.variation_spin.setToolTip("0: the clearest take, the same every time. Higher: each seed gives a "
                                        "different take (a little less clear)")
+        self.clarity_spin = QDoubleSpinBox()
+        self.clarity_spin.setRange(CLARITY_AUTO, 2.0)
+        self.clarity_spin.setSingleStep(0.1)
+        self.clarity_spin.setSpecialValueText("Model's")
+        self.clarity_spin.setValue(CLARITY_AUTO)
+        self.clarity_spin.setToolTip("Sharpens the voice's formants (a spectral postfilter): higher sounds crisper, "
+                                     "too high sounds harsh. 1.0 plays the model's envelopes as predicted; "
+                                     "Model's: the value tuned for this model")
         form = QFormLayout()
         form.addRow("Voice", self.voice_box)
         form.addRow("Variation", self.variation_spin)
+        form.addRow("Clarity", self.clarity_spin)
         form.addRow("Seed", self.seed_spin)
 
         dur_box = QGroupBox("Duration")
@@ -243,7 +253,8 @@ class SpeechPanel(Panel):
         return {"text": self.text.toPlainText(), "voice": self.voice_box.currentText(), "emotion": emotion,
                 "alpha": alpha, "duration": DURATIONS[self.dur_group.checkedId()],
                 "seconds": self.seconds_spin.value(), "speed": self.speed_spin.value(), "seed": self.seed_spin.value(),
-                "variation": round(self.variation_spin.value(), 2)}
+                "variation": round(self.variation_spin.value(), 2),
+                **({} if self.clarity_spin.value() <= CLARITY_AUTO else {"sharpen": round(self.clarity_spin.value(), 2)})}
 
     def speak(self) -> str | None:
         """Start a take (a take still generating is cancelled: the newest request wins)."""
@@ -505,6 +516,7 @@ class SpeechPanel(Panel):
             speed = float(state.get("speed", self.speed_spin.value()))
             seed = int(state.get("seed", self.seed_spin.value()))
             variation = float(state.get("variation", 0.0))
+            clarity = float(state.get("sharpen", CLARITY_AUTO))
         except (TypeError, ValueError, AttributeError):
             return
         self.text.setPlainText(text)
@@ -518,6 +530,7 @@ class SpeechPanel(Panel):
         self.speed_spin.setValue(speed)
         self.seed_spin.setValue(seed)
         self.variation_spin.setValue(min(max(variation, 0.0), 1.0))
+        self.clarity_spin.setValue(min(max(clarity, CLARITY_AUTO), 2.0))
         self._sync_duration()
 
     def closeEvent(self, event) -> None:

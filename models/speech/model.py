@@ -51,9 +51,15 @@ class SpeechConfig:
     dropout: float = 0.0
     char_align: bool = False  # a character-share head places the decoder inside each word (align.py)
     phonemes: bool = False  # input: lexicon phonemes for known words, letters for the rest (frontend.encode)
+    # inference only: envelope postfilter (world.sharpen) tuned on held-out WER for this model; the
+    # L1-regressed envelopes are over-smooth and 1.0 plays them as predicted
+    sharpen: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+PLANNER = ("vuv_net.", "vuv_pos.", "vuv_style.")  # the voicing planner's parameters (train --freeze-planner)
 
 
 class SpeechModel(nn.Module):
@@ -191,7 +197,7 @@ class SpeechModel(nn.Module):
         return torch.cat([f[..., :1], vuv, f[..., 2:]], -1)
 
     # ---- training ---------------------------------------------------------------------------
-    def forward(self, batch: dict, ss: float = 0.0, ss_passes: int = 1) -> dict:
+    def forward(self, batch: dict, ss: float = 0.0, ss_passes: int = 1, delta: float = 0.0) -> dict:
         """Teacher-forced pass; returns the losses. `ss` > 0: parallel scheduled sampling — the
         decoder first predicts every step from the true frames (no gradient, `ss_passes` times, each
         pass fed the last one's predictions), then each step's fed-back input is that prediction with
@@ -221,8 +227,9 @@ class SpeechModel(nn.Module):
         lf0 = (((out[..., 0] - tgt[..., 0]) ** 2) * fmask[..., 0] * (0.3 + vuv_t)).sum() / n
         vuv = (F.binary_cross_entropy_with_logits(out[..., 1], vuv_t, reduction="none") * fmask[..., 0]).sum() / n
         spec = ((out[..., 2:] - tgt[..., 2:]).abs() * fmask).sum() / (n * (cfg.n_feat - 2))
-        loss = spec + 0.5 * lf0 + 0.2 * vuv + 0.2 * dur_loss + 0.3 * vuv_plan
-        out = dict(spec=spec, lf0=lf0, vuv=vuv, dur=dur_loss, vuv_plan=vuv_plan)
+        dspec = self._delta_loss(out, tgt, batch["frame_mask"])
+        loss = spec + 0.5 * lf0 + 0.2 * vuv + 0.2 * dur_loss + 0.3 * vuv_plan + delta * dspec
+        out = dict(spec=spec, lf0=lf0, vuv=vuv, dur=dur_loss, vuv_plan=vuv_plan, dspec=dspec)
         if self.cfg.char_align and "char_share" in batch:  # cross-entropy of the aligned shares against the predicted ones
             logp = self.word_log_shares(self.char_logits(enc, batch["voice"], batch["emotion"]), batch["spans"])
             tgt = batch["char_share"][:, None] * torch.isfinite(logp)
@@ -230,6 +237,22 @@ class SpeechModel(nn.Module):
             out["share"] = (share * wmask).sum() / wmask.sum()
             loss = loss + 0.2 * out["share"]
         return dict(loss=loss, **out)
+
+    @staticmethod
+    def _delta_loss(out: torch.Tensor, tgt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """L1 of the envelope's frame-to-frame change, on the 5 ms grid when frames carry mid-frames."""
+        B, T, n = out.shape
+        if n == world.N_FEAT + world.N_MID:  # frame t, its mid-frame, frame t+1, ...
+            def grid(x):
+                return torch.stack([x[..., 2:world.N_FEAT], x[..., world.N_FEAT:]], 2).reshape(B, 2 * T, world.N_MID)
+            m = mask.repeat_interleave(2, 1)
+        else:
+            def grid(x):
+                return x[..., 2:]
+            m = mask
+        d_out, d_tgt = grid(out).diff(dim=1), grid(tgt).diff(dim=1)
+        pair = (m[:, 1:] * m[:, :-1])[..., None]
+        return ((d_out - d_tgt).abs() * pair).sum() / (pair.sum() * d_out.shape[-1]).clamp(min=1)
 
     @torch.no_grad()
     def _scheduled_prev(self, enc, batch, style, prev, vuv_steps, ss: float, passes: int) -> torch.Tensor:

@@ -133,6 +133,8 @@ class SpeechSession(StreamSession):
         # clearest, repeatable take; > 0 = takes that differ with the seed (and blur a little)
         self.variation = check_range(params, "variation", 0.0, 1.0,
                                      1.0 if self.bundle.cfg.prenet_dropout_inference else 0.0)
+        # clarity: the envelope postfilter (world.sharpen); the model's tuned value unless given
+        self.sharpen = check_range(params, "sharpen", 1.0, 2.5, float(self.bundle.cfg.sharpen))
         try:
             said, user = frontend.user_pronunciations(text)
         except ValueError as e:
@@ -297,7 +299,7 @@ class SpeechSession(StreamSession):
         out = []
         job = None
         if frames:
-            fr = torch.cat(frames).cpu().numpy().astype(np.float32)
+            fr = world.sharpen(torch.cat(frames).cpu().numpy(), self.sharpen)
             job = self._synth_pool().submit(self._render, fr, last)
         if self.pending is not None:  # the previous chunk, synthesised while this one was decoded
             out += self._emit(self.pending.result())

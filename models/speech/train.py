@@ -23,7 +23,7 @@ from models.common.paths import REPO, asset, cache_dir
 from models.common.weights import save_weights
 from models.speech import frontend, prosody, world
 from models.speech.data import load
-from models.speech.model import SpeechConfig, SpeechModel, char_positions, position_features
+from models.speech.model import PLANNER, SpeechConfig, SpeechModel, char_positions, position_features
 
 RUNS = REPO / "runs" / "speech"
 WEIGHTS = asset("speech", "acoustic.safetensors")
@@ -181,6 +181,14 @@ def widen_frames(state: dict, model: SpeechModel) -> bool:
     return True
 
 
+def average_weights(paths: list[Path]) -> dict:
+    """The mean of .safetensors snapshots (float32); one path: its weights."""
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    states = [load_file(str(p)) for p in paths]
+    return {k: sum(st[k].float() for st in states) / len(states) for k in states[0]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget")
@@ -201,12 +209,19 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--char-align", action="store_true",
                    help="train on character alignments (align_<split>.npz from models.speech.align) with a share head")
-    p.add_argument("--init", type=Path, default=None,
-                   help="training state (.pt: weights + optimizer) or weights (.safetensors) to start this leg from")
+    p.add_argument("--init", type=Path, nargs="+", default=None,
+                   help="training state (.pt: weights + optimizer) or weights (.safetensors) to start this leg from; "
+                        "several .safetensors snapshots are averaged")
+    p.add_argument("--planner-from", type=Path, default=None,
+                   help="weights (.safetensors) whose voicing planner replaces the --init one (e.g. its best held-out snapshot)")
     p.add_argument("--phonemes", action="store_true",
                    help="phoneme input (data: `python -m models.speech.data --phonemes`, then align --onehot); a "
                         "character model given to --init is widened, each phoneme starting from a letter that spells it")
     p.add_argument("--vuv-dropout", type=float, default=0.0, help="dropout inside the voicing planner (and on its text input)")
+    p.add_argument("--delta", type=float, default=0.0,
+                   help="weight of the L1 loss on the envelope's 5 ms changes (sharper consonant edges)")
+    p.add_argument("--freeze-planner", action="store_true",
+                   help="keep the voicing planner as initialised (it overfits: start from its best held-out snapshot)")
     p.add_argument("--snapshot-minutes", type=float, default=0.0,
                    help="also keep a copy of the weights every N minutes (run-dir/acoustic-<step>.safetensors)")
     args = p.parse_args(argv)
@@ -237,7 +252,7 @@ def main(argv=None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     ckpt = args.run_dir / "state.pt"
     if args.init is not None and not ckpt.exists():
-        ckpt_in = args.init
+        ckpt_in = args.init[0]
     elif not ckpt.exists() and (RUNS / "state.pt").exists() and args.run_dir != RUNS and not args.fresh:
         ckpt_in = RUNS / "state.pt"  # a new leg in its own folder starts from the main run's state
     else:
@@ -245,8 +260,9 @@ def main(argv=None) -> int:
     step = 0
     if ckpt_in.exists() and not args.fresh:
         if ckpt_in.suffix == ".safetensors":
-            from safetensors.torch import load_file  # noqa: PLC0415
-            state = {"model": {k: v.float() for k, v in load_file(str(ckpt_in)).items()}, "step": 0}
+            state = {"model": average_weights(args.init), "step": 0}
+            if args.planner_from is not None:
+                state["model"].update({k: v for k, v in average_weights([args.planner_from]).items() if k.startswith(PLANNER)})
         else:
             state = torch.load(ckpt_in, map_location="cpu", weights_only=True)
         widened = widen_symbols(state["model"], model)
@@ -263,6 +279,9 @@ def main(argv=None) -> int:
         step = int(state["step"])
         if args.restart_schedule and ckpt_in != ckpt:
             step = 0
+    if args.freeze_planner:
+        for name, prm in model.named_parameters():
+            prm.requires_grad_(not name.startswith(PLANNER))
     net = model
     if world_size > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: PLC0415
@@ -293,7 +312,7 @@ def main(argv=None) -> int:
         b = {k: v.to(device) for k, v in collate(items, cfg.step).items()}
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        losses = net(b, ss=args.ss, ss_passes=args.ss_passes) if args.ss else net(b)
+        losses = net(b, ss=args.ss, ss_passes=args.ss_passes, delta=args.delta)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

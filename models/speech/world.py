@@ -248,6 +248,19 @@ def warp_map(alpha: float) -> tuple[np.ndarray, np.ndarray]:
     return (coded[1:] - b).astype(np.float32), b.astype(np.float32)
 
 
+def sharpen(frames: np.ndarray, beta: float, first: int = 2) -> np.ndarray:
+    """Postfilter for over-smooth predicted envelopes (the HTS mel-cepstral postfilter): coded
+    envelope coefficients from `first` on, of the frames and their mid-frames, times `beta`. The
+    coding is cepstrum-like (a DCT of the mel-warped log envelope), so this deepens the valleys
+    between formants the regression blurs; coefficient 0 (level) and 1 (tilt) are left alone.
+    Returns a new array (float32 or wider); beta = 1 returns the frames unchanged."""
+    out = np.array(frames, dtype=np.result_type(np.asarray(frames).dtype, np.float32), copy=True)
+    if beta != 1.0:
+        for base in (2, N_FEAT) if has_mid(out) else (2,):
+            out[:, base + first:base + N_SP] *= beta
+    return out
+
+
 def power_db(csp: np.ndarray) -> float:
     """Mean power (dB) of coded envelopes (T, N_SP) over all frames: what an RMS meter sees."""
     sp = pyworld().decode_spectral_envelope(np.ascontiguousarray(np.atleast_2d(csp), dtype=np.float64), FS, FFT)

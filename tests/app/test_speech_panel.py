@@ -54,6 +54,7 @@ def test_cli_rejects_bad_arguments_before_starting_an_engine(capsys, tmp_path):
              (["--emotion", "happy=2"], "between 0 and 1"),
              (["--seconds", "90"], "--seconds must be between 0.3 and 60"),
              (["--seconds", "2", "--speed", "1.2"], "not allowed with argument --seconds"),
+             (["--clarity", "3"], "--clarity must be between 1 and 2.5"),
              (["-o", str(tmp_path / "nowhere" / "x.wav")], "does not exist"),
              (["-o", str(tmp_path / "x.mp3x")], "cannot write audio as '.mp3x'")]
     for extra, msg in cases:
@@ -63,9 +64,11 @@ def test_cli_rejects_bad_arguments_before_starting_an_engine(capsys, tmp_path):
     import argparse
 
     ns = argparse.Namespace(text="Hi.", voice="jo", emotion=[{"happy": 0.8}, {"calm": 0.2, "happy": 0.5}],
-                            alpha=0.7, seed=3, variation=0.4, seconds=None, speed=1.2)
+                            alpha=0.7, seed=3, variation=0.4, seconds=None, speed=1.2, clarity=None)
     assert build_params(ns) == {"text": "Hi.", "voice": "jo", "emotion": {"happy": 0.5, "calm": 0.2}, "alpha": 0.7,
                                 "seed": 3, "variation": 0.4, "duration": "speed", "speed": 1.2}
+    ns.clarity = 1.5
+    assert build_params(ns)["sharpen"] == 1.5
 
 
 def test_sliders_presets_reset_and_signal(qtbot):
@@ -248,7 +251,10 @@ def test_settings_survive_a_restart(qtbot, panel):
     panel.dur_speed.setChecked(True)
     panel.speed_spin.setValue(1.3)
     panel.seed_spin.setValue(42)
+    assert "sharpen" not in panel.params()  # clarity "Model's": the model's own postfilter
+    panel.clarity_spin.setValue(1.4)
     state = panel.save_state()
+    assert state["sharpen"] == 1.4
     fresh = SpeechPanel(panel.bridge, Settings(), task=TASK)
     qtbot.addWidget(fresh)
     fresh.restore_state(state)

@@ -228,6 +228,45 @@ def test_a_mid_frame_model_streams_a_take(tmp_path):
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
 
 
+def test_sharpen_deepens_formant_valleys_and_leaves_level_and_tilt():
+    fr = _frames(40)
+    full = np.concatenate([fr, world.upsample2(fr)[1::2, 2:]], 1)
+    for f in (fr, full):
+        assert np.array_equal(world.sharpen(f, 1.0), f)
+        sh = world.sharpen(f, 1.5)
+        assert sh.shape == f.shape and not np.shares_memory(sh, f)
+        keep = [0, 1, 2, 3] + ([world.N_FEAT, world.N_FEAT + 1] if f is full else [])
+        assert np.array_equal(sh[:, keep], f[:, keep]) and np.array_equal(sh[:, 2 + world.N_SP], f[:, 2 + world.N_SP])
+        assert np.allclose(sh[:, 4:2 + world.N_SP], 1.5 * f[:, 4:2 + world.N_SP])
+    assert np.allclose(world.sharpen(full, 1.5)[:, world.N_FEAT + 2:world.N_FEAT + world.N_SP], 1.5 * full[:, world.N_FEAT + 2:world.N_FEAT + world.N_SP])
+    # an envelope with two formants (500 and 1500 Hz): the valley between them deepens
+    pw = world.pyworld()
+    hz = np.linspace(0, world.FS / 2, world.FFT // 2 + 1)
+    sp = 1e-3 * (1 + 20 * np.exp(-((hz - 500) / 120) ** 2) + 10 * np.exp(-((hz - 1500) / 150) ** 2))
+    fr = _frames(1)
+    fr[:, 2:2 + world.N_SP] = pw.code_spectral_envelope(sp[None], world.FS, world.N_SP)
+
+    def contrast(f):
+        env = np.log(pw.decode_spectral_envelope(np.ascontiguousarray(f[:, 2:2 + world.N_SP], dtype=np.float64), world.FS, world.FFT))[0]
+        return env[np.argmin(np.abs(hz - 500))] - env[np.argmin(np.abs(hz - 1000))]
+
+    assert contrast(world.sharpen(fr, 1.5)) > 1.3 * contrast(fr) > 0
+
+
+def test_session_applies_the_models_postfilter_or_the_one_asked_for(bundle):
+    def take(**kw):
+        s = SpeechSession(bundle, "cpu")
+        s.start({"text": "Alpha beta gamma.", "seed": 0, **kw})
+        return [d for k, d in run(s) if k == "output"][0]
+
+    plain, sharp = take(), take(sharpen=1.6)
+    assert len(plain["audio"]) == len(sharp["audio"]) and not np.allclose(plain["audio"], sharp["audio"])
+    assert np.array_equal(plain["f0"], sharp["f0"])
+    assert np.array_equal(take(sharpen=1.0)["audio"], plain["audio"])  # the tiny model's own value is 1
+    with pytest.raises(ParamError, match="sharpen"):
+        SpeechSession(bundle, "cpu").start({"text": "Hi.", "sharpen": 5})
+
+
 def test_streaming_synthesis_joins_have_no_steps():
     fr = _frames(240)
     fr[:, 1] = 1.0
@@ -376,8 +415,8 @@ def test_teacher_groups_map_onto_our_words():
     assert got[3][0] + got[4][0] == pytest.approx(250) and got[5] == (400, 50)
 
 
-@pytest.mark.parametrize("char_align,ss", [(False, 0.0), (True, 0.5)])
-def test_one_training_step_lowers_the_loss(char_align, ss):
+@pytest.mark.parametrize("char_align,ss,delta", [(False, 0.0, 0.0), (True, 0.5, 1.0)])
+def test_one_training_step_lowers_the_loss(char_align, ss, delta):
     from models.speech.train import Corpus, collate
     items = []
     for k in range(4):
@@ -405,14 +444,34 @@ def test_one_training_step_lowers_the_loss(char_align, ss):
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     first = None
     for _ in range(15):
-        out = m(batch, ss=ss)
-        assert ("share" in out) == char_align
+        out = m(batch, ss=ss, delta=delta)
+        assert ("share" in out) == char_align and float(out["dspec"].detach()) > 0
         loss = out["loss"]
         first = first if first is not None else float(loss.detach())
         opt.zero_grad()
         loss.backward()
         opt.step()
     assert float(m(batch)["loss"].detach()) < 0.8 * first
+
+
+def test_delta_loss_sees_blurred_edges_on_the_5ms_grid_and_ignores_offsets_and_padding():
+    B, T, n = 1, 8, world.N_FEAT + world.N_MID
+    tgt = torch.zeros(B, T, n)
+    tgt[:, 4:, 2:world.N_FEAT] = 1.0  # an edge between frame 3's mid-frame and frame 4
+    tgt[:, 4:, world.N_FEAT:] = 1.0
+    mask = torch.ones(B, T)
+    loss = SpeechModel._delta_loss
+    assert float(loss(tgt, tgt, mask)) == 0.0
+    assert float(loss(tgt + 0.3, tgt, mask)) == pytest.approx(0.0, abs=1e-6)  # a constant offset: no change error
+    blur = tgt.clone()
+    blur[:, 3, world.N_FEAT:] = 0.5  # the edge spread over one more 5 ms step
+    assert float(loss(blur, tgt, mask)) > 0
+    late = tgt.clone()
+    late[:, 6:] = 5.0
+    mask[:, 6:] = 0.0  # padding: its changes do not count
+    assert float(loss(late, tgt, mask)) == pytest.approx(0.0, abs=1e-6)
+    plain = tgt[..., :world.N_FEAT]  # 10 ms frames: changes between frames
+    assert float(loss(plain, plain, torch.ones(B, T))) == 0.0 and float(loss(plain * 0, plain, torch.ones(B, T))) > 0
 
 
 # ---- character alignment ------------------------------------------------------------------------
