@@ -76,7 +76,7 @@ def build_params(args) -> dict:
     params = {"text": args.text, "voice": args.voice, "emotion": emotion, "alpha": args.alpha, "seed": args.seed,
               "variation": args.variation,
               "duration": "auto"}
-    if getattr(args, "clarity", None) is not None:
+    if args.clarity is not None:
         params["sharpen"] = args.clarity
     if args.seconds is not None:
         params.update(duration="seconds", seconds=args.seconds)

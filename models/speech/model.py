@@ -51,7 +51,7 @@ class SpeechConfig:
     dropout: float = 0.0
     char_align: bool = False  # a character-share head places the decoder inside each word (align.py)
     phonemes: bool = False  # input: lexicon phonemes for known words, letters for the rest (frontend.encode)
-    # inference only: envelope postfilter (world.sharpen) tuned on held-out WER for this model; the
+    # inference only: envelope postfilter (world.sharpen) chosen on held-out WER for this model; the
     # L1-regressed envelopes are over-smooth and 1.0 plays them as predicted
     sharpen: float = 1.0
 

@@ -252,13 +252,23 @@ def sharpen(frames: np.ndarray, beta: float, first: int = 2) -> np.ndarray:
     """Postfilter for over-smooth predicted envelopes (the HTS mel-cepstral postfilter): coded
     envelope coefficients from `first` on, of the frames and their mid-frames, times `beta`. The
     coding is cepstrum-like (a DCT of the mel-warped log envelope), so this deepens the valleys
-    between formants the regression blurs; coefficient 0 (level) and 1 (tilt) are left alone.
-    Returns a new array (float32 or wider); beta = 1 returns the frames unchanged."""
+    between formants the regression blurs. Deeper valleys mean higher peaks, so coefficient 0 (level)
+    is then moved to give every frame its power back (without that, beta 1.6 doubled the loudness
+    and clipped); coefficient 1 (tilt) is left alone. Returns a new array (float32 or wider);
+    beta = 1 returns the frames unchanged."""
     out = np.array(frames, dtype=np.result_type(np.asarray(frames).dtype, np.float32), copy=True)
-    if beta != 1.0:
+    if beta != 1.0 and len(out):
+        per_db = gain_vector(1.0)[0]  # coefficient 0 per dB of power (a gain only moves coefficient 0)
         for base in (2, N_FEAT) if has_mid(out) else (2,):
+            before = _frame_power_db(out[:, base:base + N_SP])
             out[:, base + first:base + N_SP] *= beta
+            out[:, base] += (before - _frame_power_db(out[:, base:base + N_SP])) * per_db
     return out
+
+
+def _frame_power_db(csp: np.ndarray) -> np.ndarray:
+    sp = pyworld().decode_spectral_envelope(np.ascontiguousarray(csp, dtype=np.float64), FS, FFT)
+    return 10 * np.log10(sp.mean(1) + 1e-20)
 
 
 def power_db(csp: np.ndarray) -> float:

@@ -228,16 +228,19 @@ def test_a_mid_frame_model_streams_a_take(tmp_path):
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
 
 
-def test_sharpen_deepens_formant_valleys_and_leaves_level_and_tilt():
+def test_sharpen_deepens_formant_valleys_and_keeps_power_and_tilt():
     fr = _frames(40)
     full = np.concatenate([fr, world.upsample2(fr)[1::2, 2:]], 1)
     for f in (fr, full):
         assert np.array_equal(world.sharpen(f, 1.0), f)
         sh = world.sharpen(f, 1.5)
         assert sh.shape == f.shape and not np.shares_memory(sh, f)
-        keep = [0, 1, 2, 3] + ([world.N_FEAT, world.N_FEAT + 1] if f is full else [])
+        keep = [0, 1, 3] + ([world.N_FEAT + 1] if f is full else [])  # pitch, voicing, tilt
         assert np.array_equal(sh[:, keep], f[:, keep]) and np.array_equal(sh[:, 2 + world.N_SP], f[:, 2 + world.N_SP])
         assert np.allclose(sh[:, 4:2 + world.N_SP], 1.5 * f[:, 4:2 + world.N_SP])
+        for base in (2, world.N_FEAT) if f is full else (2,):  # every frame keeps its power
+            assert np.allclose(world._frame_power_db(sh[:, base:base + world.N_SP]),
+                               world._frame_power_db(f[:, base:base + world.N_SP]), atol=1e-3)
     assert np.allclose(world.sharpen(full, 1.5)[:, world.N_FEAT + 2:world.N_FEAT + world.N_SP], 1.5 * full[:, world.N_FEAT + 2:world.N_FEAT + world.N_SP])
     # an envelope with two formants (500 and 1500 Hz): the valley between them deepens
     pw = world.pyworld()
