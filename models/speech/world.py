@@ -180,12 +180,39 @@ def synthesize(frames: np.ndarray) -> np.ndarray:
 
 
 class StreamingSynth:
-    """Frames in (any chunk size), audio out, continuous across chunk joins."""
+    """Frames in (any chunk size), audio out, continuous across chunk joins.
 
-    def __init__(self, context: int = 6, fade: int = 3):
+    Each chunk is synthesised again with `context` frames of the previous one in front, and the
+    previous chunk's last `fade` frames are cross-faded into it. WORLD starts every synthesis with
+    its own pulse phase, so the two renderings' glottal pulses do not line up: a plain cross-fade
+    mixes two pulse trains (a 30 ms comb filter at every join, 12 % of the audio at 0.24 s chunks).
+    With `align`, the new rendering is first shifted by the lag (at most `max_lag` samples either
+    way) at which it best matches the held-back tail, like WSOLA; the shifts are kept from adding
+    up (`max_drift`), and the last chunk is trimmed or padded so the total is exactly
+    len(frames) * HOP. Measured with speech model v5's frames of 197 held-out sentences (Whisper
+    tiny.en WER): whole-sentence synthesis 20.0 %, 0.24 s chunks with plain cross-fades 22.0 %."""
+
+    def __init__(self, context: int = 6, fade: int = 3, align: bool = True, max_lag: int = 128, max_drift: int = 160):
         self.context, self.fade = context, fade  # frames of history re-synthesised; frames cross-faded
+        self.align, self.max_lag, self.max_drift = align, max_lag, max_drift
         self.prev: np.ndarray | None = None
         self.tail = np.zeros(0, np.float32)  # audio of the last `fade` frames of the previous chunk
+        self.drift = 0  # samples emitted minus samples of frames pushed (from the alignment shifts)
+
+    def _lag(self, y: np.ndarray, start: int) -> int:
+        """The shift of `y` around `start` that best matches the held-back tail (normalised
+        cross-correlation), within max_lag and keeping |drift| <= max_drift."""
+        n = len(self.tail)
+        lo = max(-self.max_lag, self.drift - self.max_drift, -start)
+        hi = min(self.max_lag, self.drift + self.max_drift, len(y) - start - n)
+        if hi <= lo or float(self.tail @ self.tail) < 1e-8:
+            return 0
+        seg = y[start + lo:start + hi + n].astype(np.float64)
+        t = self.tail.astype(np.float64)
+        corr = np.correlate(seg, t, mode="valid")  # one value per lag lo..hi
+        energy = np.convolve(seg ** 2, np.ones(n), mode="valid")
+        score = corr / np.sqrt(np.maximum(energy, 1e-12) * float(t @ t))
+        return lo + int(np.argmax(score))
 
     def push(self, frames: np.ndarray, final: bool = False) -> np.ndarray:
         """Synthesise `frames`; returns the audio that is now final (the last `fade` frames are held
@@ -193,12 +220,20 @@ class StreamingSynth:
         frames = np.asarray(frames, np.float32)
         ctx = self.prev[-self.context:] if self.prev is not None else frames[:0]
         y = synthesize(np.concatenate([ctx, frames]) if len(ctx) else frames)
-        y = y[len(ctx) * HOP - len(self.tail):]  # starts where the held-back tail starts
+        start = len(ctx) * HOP - len(self.tail)  # where the held-back tail starts in y
+        if self.align and len(self.tail):
+            lag = self._lag(y, start)
+            start += lag
+            self.drift -= lag  # starting later emits fewer samples
+        y = y[start:]
         n = len(self.tail)
         if n:
             w = np.linspace(0.0, 1.0, n, dtype=np.float32)
             y[:n] = self.tail * (1 - w) + y[:n] * w
         self.prev = np.concatenate([ctx, frames])[-self.context:]
+        if final:  # exactly len(frames) * HOP samples in all
+            y = y[:len(y) - self.drift] if self.drift > 0 else np.pad(y, (0, -self.drift))
+            self.drift = 0
         keep = 0 if final else min(self.fade * HOP, len(y))
         self.tail = y[len(y) - keep:].copy() if keep else np.zeros(0, np.float32)
         return y[:len(y) - keep]
