@@ -47,6 +47,7 @@ from models.speech import frontend, world
 
 STEP = 2  # frames per model step (20 ms)
 F0_METHOD = "harvest"  # --f0 (world.analyze)
+SUB = 2  # --sub: envelopes per 10 ms frame (world.n_sub; 2 = v5's mid-frames, 4 = every 2.5 ms)
 TEACHER_SR = 22050
 
 
@@ -189,7 +190,7 @@ def process(job: tuple[int, str, float]) -> tuple[int, str, dict | None]:
         return i, "teacher words do not map onto ours", None
     durs, pauses = times
     x = resample_poly(audio.astype(np.float64), 320, 441)
-    feats = world.pack(world.analyze(x, F0_METHOD, mid=True))
+    feats = world.pack(world.analyze(x, F0_METHOD, sub=SUB))
     bounds = np.round(np.cumsum(durs) / (world.FRAME_MS / 1000) / STEP).astype(int) * STEP
     wf = np.diff(np.concatenate([[0], bounds]))
     if (wf <= 0).any():
@@ -202,9 +203,9 @@ def process(job: tuple[int, str, float]) -> tuple[int, str, dict | None]:
                          length_scale=ls, audio=x.astype(np.float32))
 
 
-def _set_f0(method: str) -> None:
-    global F0_METHOD
-    F0_METHOD = method
+def _set_f0(method: str, sub: int = 2) -> None:
+    global F0_METHOD, SUB
+    F0_METHOD, SUB = method, sub
 
 
 def save(path: Path, items: list[dict]) -> None:
@@ -272,9 +273,11 @@ def main(argv=None) -> int:
     p.add_argument("--repair-f0", action="store_true",
                    help="no synthesis: repair the pitch tracks of the built splits in place, and of phon/ if there "
                         "(world.repair_f0; a corpus built before the repair existed)")
+    p.add_argument("--sub", type=int, choices=(1, 2, 4), default=2,
+                   help="envelopes per 10 ms frame: 2 = mid-frames (speech model v5), 4 = every 2.5 ms (a higher vocoder ceiling)")
     p.add_argument("--spell", type=float, default=0.1, help="with --phonemes: share of training words kept as letters")
     args = p.parse_args(argv)
-    _set_f0(args.f0)
+    _set_f0(args.f0, args.sub)
     if args.repair_f0:
         root = Path(args.out or cache_dir("speech"))
         for d in (root, root / "phon"):
@@ -304,7 +307,7 @@ def main(argv=None) -> int:
     jobs = [(int(i), sents[i], float(rng.uniform(0.8, 1.3)) if i not in test_set else 1.0) for i in order]
     print(f"{len(sents)} WordNet example sentences; synthesising {len(jobs)} with {args.workers} workers", flush=True)
     results, reasons = {}, Counter()
-    with Pool(args.workers, initializer=_set_f0, initargs=(args.f0,)) as pool:
+    with Pool(args.workers, initializer=_set_f0, initargs=(args.f0, args.sub)) as pool:
         for k, (i, why, item) in enumerate(pool.imap_unordered(process, jobs, chunksize=8)):
             reasons[why] += 1
             if item is not None:

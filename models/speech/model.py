@@ -240,12 +240,15 @@ class SpeechModel(nn.Module):
 
     @staticmethod
     def _delta_loss(out: torch.Tensor, tgt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """L1 of the envelope's frame-to-frame change, on the 5 ms grid when frames carry mid-frames."""
+        """L1 of the envelope's frame-to-frame change, on the sub-frame grid when frames carry
+        sub-frames (world.n_sub; v5's mid-frames: 5 ms)."""
         B, T, n = out.shape
-        if n == world.N_FEAT + world.N_MID:  # frame t, its mid-frame, frame t+1, ...
+        K = 1 + (n - world.N_FEAT) // world.N_MID
+        if K > 1:  # frame t, its sub-frames, frame t+1, ...
             def grid(x):
-                return torch.stack([x[..., 2:world.N_FEAT], x[..., world.N_FEAT:]], 2).reshape(B, 2 * T, world.N_MID)
-            m = mask.repeat_interleave(2, 1)
+                subs = x[..., world.N_FEAT:].reshape(B, T, K - 1, world.N_MID)
+                return torch.cat([x[..., None, 2:world.N_FEAT], subs], 2).reshape(B, K * T, world.N_MID)
+            m = mask.repeat_interleave(K, 1)
         else:
             def grid(x):
                 return x[..., 2:]

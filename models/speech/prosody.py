@@ -108,16 +108,15 @@ def retime_lengths(word_frames: np.ndarray, pause_frames: np.ndarray, tempo: flo
 def retime(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray, tempo: float, pause: float,
            step: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Stretch each word's speech part by 1/tempo and its trailing pause by pause/tempo; every new
-    word length is a multiple of `step` frames. Returns (frames, word_frames). Frames with mid-frames
-    (world.N_MID) have their envelopes resampled on the 5 ms grid (frame, mid, frame, mid, ...), so a
-    mid-frame stays half-way between its frames."""
+    word length is a multiple of `step` frames. Returns (frames, word_frames). Frames with sub-frames
+    (world.n_sub K > 1: v5's mid-frames, K = 2) have their envelopes resampled on the 10/K ms grid
+    (frame, sub-frames, frame, ...), so a sub-frame stays where it belongs between its frames."""
     base = frames[:, :world.N_FEAT]
-    env5 = None
-    if world.has_mid(frames):  # (2T, N_MID): frames' and mid-frames' envelopes interleaved
-        env5 = np.stack([base[:, 2:], frames[:, world.N_FEAT:]], 1).reshape(-1, world.N_MID)
-    out, out5, lens, s = [], [], [], 0
+    K = world.n_sub(frames)
+    envk = world.envelopes(frames) if K > 1 else None  # (K T, N_MID)
+    out, outk, lens, s = [], [], [], 0
     for s0, g0, ns, ng in retime_lengths(word_frames, pause_frames, tempo, pause, step):
-        for grid, src, k, acc in ((base, s, 1, out), (env5, 2 * s, 2, out5)):
+        for grid, src, k, acc in ((base, s, 1, out), (envk, K * s, K, outk)):
             if grid is None:
                 continue
             seg = grid[src:src + k * (s0 + g0)]
@@ -130,10 +129,10 @@ def retime(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray
         lens.append(ns + ng)
     new = np.concatenate(out).astype(np.float32)
     new[:, 1] = (new[:, 1] > 0.5).astype(np.float32)
-    if env5 is not None:
-        e = np.concatenate(out5).astype(np.float32).reshape(len(new), 2, world.N_MID)
+    if envk is not None:
+        e = np.concatenate(outk).astype(np.float32).reshape(len(new), K, world.N_MID)
         new[:, 2:] = e[:, 0]
-        new = np.concatenate([new, e[:, 1]], 1)
+        new = np.concatenate([new, e[:, 1:].reshape(len(new), -1)], 1)
     return new, np.asarray(lens, np.int64)
 
 
@@ -153,7 +152,7 @@ def retime_chars(char_frames: np.ndarray, spans: np.ndarray, lengths: list[tuple
 
 def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray, v: np.ndarray,
           voice: str = "joe", step: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Emotion vector `v` and `voice` applied to neutral teacher frames (T, N_FEAT[+N_MID]) -> (frames, word_frames)."""
+    """Emotion vector `v` and `voice` applied to neutral teacher frames (T, N_FEAT[+(K-1) N_MID]) -> (frames, word_frames)."""
     p = mix(v)
     frames, word_frames = retime(frames, word_frames, pause_frames, p["tempo"], p["pause"], step)
     T = len(frames)
@@ -171,9 +170,8 @@ def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray,
     lf0 = mean + p["range"] * (lf0 - mean) + (semis + vp["pitch"]) * np.log(2) / 12
     out = frames.copy()
     out[:, 0] = lf0.astype(np.float32)
-    cols = [slice(2, 2 + world.N_SP)]  # the envelopes: the frames' and, when there, their mid-frames'
-    if world.has_mid(out):
-        cols.append(slice(world.N_FEAT, world.N_FEAT + world.N_SP))
+    cols = [slice(2, 2 + world.N_SP)]  # the envelopes: the frames' and, when there, their sub-frames'
+    cols += [slice(world.N_FEAT + k * world.N_MID, world.N_FEAT + k * world.N_MID + world.N_SP) for k in range(world.n_sub(out) - 1)]
     csp = np.concatenate([out[:, c] for c in cols])
     if vp["warp"] != 1.0:
         A, b = world.warp_map(vp["warp"])

@@ -154,27 +154,46 @@ def widen_symbols(state: dict, model: SpeechModel) -> bool:
 
 
 def widen_frames(state: dict, model: SpeechModel) -> bool:
-    """A checkpoint for 10 ms frames (world.N_FEAT values each) -> this model's frames with mid-frames
-    (N_FEAT + N_MID): the decoder's output rows of a frame keep their place; a mid-frame's rows start
-    as the mean of the envelope rows of the frames around it inside the step (the last one: its frame's);
-    the prenet ignores the new inputs at first (zero columns). The old normalisation statistics are
-    dropped (the data's are used)."""
+    """A checkpoint for frames with fewer envelopes each (world.n_sub: 10 ms frames, K = 1, or v5's
+    mid-frames, K = 2) -> this model's frames with more (K = 2 or 4): rows of envelopes the old
+    model had keep their meaning (decoder outputs and prenet inputs move to their new columns); a new
+    sub-frame's output rows start as the old envelope rows at its time, or the mean of the two around
+    it (the next frame's inside the step; the step's last frame: its own); the prenet ignores the new
+    inputs at first (zero columns). The old normalisation statistics are dropped (the data's are used)."""
     cfg = model.cfg
     head = state.get("decoder.head.weight")
-    old, new = world.N_FEAT, cfg.n_feat
-    if head is None or new != world.N_FEAT + world.N_MID or head.shape[0] != cfg.step * old:
+    new = cfg.n_feat
+    if head is None or head.shape[0] % cfg.step or head.shape[0] // cfg.step >= new:
         return False
+    old = head.shape[0] // cfg.step
+    k_old, k_new = world.n_sub(np.zeros((1, old))), world.n_sub(np.zeros((1, new)))
+    if k_new % k_old:
+        raise ValueError(f"cannot widen {k_old} envelopes per frame to {k_new}")
     d = head.shape[1]
-    h = torch.zeros(cfg.step, new, d)
     h0 = head.view(cfg.step, old, d)
-    h[:, :old] = h0
+
+    def cols(K, q):  # columns of envelope q (0 = the frame's own) in frames with K envelopes
+        a = 2 if q == 0 else world.N_FEAT + (q - 1) * world.N_MID
+        return slice(a, a + world.N_MID)
+
+    def env_rows(s, q):  # the old model's envelope rows at old-grid position q of frame s (q = k_old: the next frame)
+        if q == k_old:
+            s, q = min(s + 1, cfg.step - 1), (0 if s + 1 < cfg.step else k_old - 1)
+        return h0[s, cols(k_old, q)]
+    h = torch.zeros(cfg.step, new, d)
+    h[:, :world.N_FEAT] = h0[:, :world.N_FEAT]
+    r = k_new // k_old
     for s in range(cfg.step):
-        nxt = h0[min(s + 1, cfg.step - 1), 2:]
-        h[s, old:] = 0.5 * (h0[s, 2:] + nxt)
+        for j in range(1, k_new):
+            q, frac = divmod(j, r)
+            h[s, cols(k_new, j)] = env_rows(s, q) if frac == 0 else (1 - frac / r) * env_rows(s, q) + (frac / r) * env_rows(s, q + 1)
     state["decoder.head.weight"] = h.reshape(cfg.step * new, d)
     w = state["prenet.0.weight"]
+    w0 = w.view(w.shape[0], cfg.step, old)
     pw = torch.zeros(w.shape[0], cfg.step, new)
-    pw[:, :, :old] = w.view(w.shape[0], cfg.step, old)
+    pw[:, :, :world.N_FEAT] = w0[:, :, :world.N_FEAT]
+    for q in range(1, k_old):
+        pw[:, :, cols(k_new, q * r)] = w0[:, :, cols(k_old, q)]
     state["prenet.0.weight"] = pw.reshape(w.shape[0], cfg.step * new)
     for k in ("feat_mean", "feat_std"):
         state[k] = getattr(model, k).detach().clone()

@@ -27,17 +27,36 @@ FFT = 1024
 N_SP = 40  # coded spectral envelope
 N_AP = 1  # coded aperiodicity bands at 16 kHz
 N_FEAT = 1 + 1 + N_SP + N_AP  # lf0, vuv, csp, cap
-# Optional mid-frames: the envelope and aperiodicity analysed 5 ms after each frame (frames with
-# N_FEAT + N_MID columns). Synthesis runs at 5 ms; interpolating the envelope linearly to the half
-# frame smears consonants: Whisper tiny.en WER of analysis-synthesis of 40 held-out teacher clips
-# (teacher audio 9.5 %): envelope at 10 ms interpolated 15.2 %, envelope at 5 ms 10.6 % (pitch at
-# 10 ms both times; pitch at 5 ms with a 10 ms envelope 16.3 %: the pitch does not need it).
+# Optional sub-frames: the envelope and aperiodicity analysed between the 10 ms frames (frames with
+# N_FEAT + (K - 1) * N_MID columns, K envelopes per frame; speech model v5 has K = 2, "mid-frames",
+# 5 ms after each frame). Synthesis runs on the K grid (at least 5 ms); interpolating the envelope
+# linearly to the half frame smears consonants: Whisper tiny.en WER of analysis-synthesis of the
+# 197 held-out teacher clips (teacher audio 11.7 %): envelope every 5 ms 16.9 %, everything every
+# 2.5 ms (K = 4) 15.6 %; on 40 clips the 10 ms envelope interpolated to 5 ms cost ~4 points.
 N_MID = N_SP + N_AP
 
 
+def n_sub(frames: np.ndarray) -> int:
+    """Envelopes per 10 ms frame: 1 (frames only), 2 (with mid-frames, v5), 4 (every 2.5 ms)."""
+    n = np.shape(frames)[1]
+    k, r = divmod(n - N_FEAT, N_MID)
+    if r or k < 0:
+        raise ValueError(f"frames with {n} values each: expected {N_FEAT} + k * {N_MID}")
+    return k + 1
+
+
 def has_mid(frames: np.ndarray) -> bool:
-    """Whether frames carry mid-frames (N_FEAT + N_MID columns)."""
-    return np.shape(frames)[1] == N_FEAT + N_MID
+    """Whether frames carry sub-frames (mid-frames) beyond their own envelope."""
+    return n_sub(frames) > 1
+
+
+def envelopes(frames: np.ndarray) -> np.ndarray:
+    """(T, N_FEAT + (K-1) N_MID) -> (K T, N_MID): every envelope + aperiodicity in time order
+    (frame, its sub-frames, next frame, ...)."""
+    T, K = len(frames), n_sub(frames)
+    return np.concatenate([frames[:, None, 2:N_FEAT], frames[:, N_FEAT:].reshape(T, K - 1, N_MID)], 1).reshape(T * K, N_MID)
+
+
 F0_FLOOR, F0_CEIL = 60.0, 500.0
 
 
@@ -61,19 +80,21 @@ def pyworld():
         raise
 
 
-def analyze(x: np.ndarray, f0_method: str = "harvest", mid: bool = False) -> dict[str, np.ndarray]:
+def analyze(x: np.ndarray, f0_method: str = "harvest", mid: bool = False, sub: int | None = None) -> dict[str, np.ndarray]:
     """16 kHz float audio -> WORLD features per 10 ms frame (float32); with `mid`, also the envelope
-    and aperiodicity 5 ms after every frame ("csp_mid", "cap_mid"; see N_MID).
+    and aperiodicity 5 ms after every frame ("csp_mid", "cap_mid"); with `sub` = K, the K - 1
+    envelopes between frames ("csp_sub" (T, K-1, N_SP), "cap_sub"; K = 2 is `mid`).
 
     f0_method "harvest" (default; its track is repaired with `repair_f0`) or "dio". On the teacher
     voice (a ~110 Hz male voice) DIO reports twice the pitch on many frames: where the two trackers
     disagree by an octave, the signal correlates 0.15 with itself at DIO's period and 0.84 at
     Harvest's. Whisper tiny.en WER of analysis-synthesis of held-out teacher audio (40 sentences):
     Harvest 15.9 %, Harvest repaired 16.3 %, DIO (f0 ceiling 300 Hz) 18.2 %; DIO as used for the
-    speech model v3 22.4 % (30 sentences)."""
+    speech model v3 22.4 % (30 sentences); on 100 (session 10) the trackers were level."""
     pw = pyworld()
+    K = int(sub or (2 if mid else 1))
     x = np.ascontiguousarray(x, dtype=np.float64)
-    fp = FRAME_MS / 2 if mid else FRAME_MS
+    fp = FRAME_MS / K
     if f0_method == "harvest":
         f0, t = pw.harvest(x, FS, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=fp)
     else:
@@ -85,13 +106,15 @@ def analyze(x: np.ndarray, f0_method: str = "harvest", mid: bool = False) -> dic
     ap = pw.d4c(x, f0, t, FS, fft_size=FFT)
     csp = pw.code_spectral_envelope(sp, FS, N_SP).astype(np.float32)
     cap = pw.code_aperiodicity(ap, FS).astype(np.float32)
-    if mid:  # even 5 ms frames are the 10 ms frames; odd ones their mid-frames (the last one repeated if missing)
-        T = (len(f0) + 1) // 2
-        odd = np.minimum(np.arange(T) * 2 + 1, len(f0) - 1)
-        f0, csp_mid, cap_mid, csp, cap = f0[::2], csp[odd], cap[odd], csp[::2], cap[::2]
-    out = {"lf0": interp_lf0(f0), "vuv": (f0 > 0).astype(np.float32), "csp": csp, "cap": cap}
-    if mid:
-        out.update(csp_mid=csp_mid, cap_mid=cap_mid)
+    out = {}
+    if K > 1:  # every K-th analysis frame is a 10 ms frame; the ones between are its sub-frames (the last repeated if missing)
+        T = (len(f0) + K - 1) // K
+        idx = np.minimum(np.arange(T)[:, None] * K + np.arange(1, K)[None], len(f0) - 1)  # (T, K-1)
+        out.update(csp_sub=csp[idx], cap_sub=cap[idx])
+        if K == 2:
+            out.update(csp_mid=csp[idx[:, 0]], cap_mid=cap[idx[:, 0]])
+        f0, csp, cap = f0[::K], csp[::K], cap[::K]
+    out.update(lf0=interp_lf0(f0), vuv=(f0 > 0).astype(np.float32), csp=csp, cap=cap)
     return out
 
 
@@ -128,10 +151,13 @@ def interp_lf0(f0: np.ndarray) -> np.ndarray:
 
 
 def pack(feats: dict[str, np.ndarray]) -> np.ndarray:
-    """Feature dict -> (T, N_FEAT) float32 array in the order lf0, vuv, csp, cap (then csp_mid,
-    cap_mid when there: (T, N_FEAT + N_MID))."""
+    """Feature dict -> (T, N_FEAT) float32 array in the order lf0, vuv, csp, cap (then each
+    sub-frame's csp and cap when there: (T, N_FEAT + (K-1) N_MID))."""
     cols = [feats["lf0"][:, None], feats["vuv"][:, None], feats["csp"], feats["cap"]]
-    if "csp_mid" in feats:
+    if "csp_sub" in feats:
+        T = len(feats["csp"])
+        cols.append(np.concatenate([feats["csp_sub"], feats["cap_sub"]], 2).reshape(T, -1))
+    elif "csp_mid" in feats:
         cols += [feats["csp_mid"], feats["cap_mid"]]
     return np.concatenate(cols, 1).astype(np.float32)
 
@@ -145,35 +171,45 @@ def unpack(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def upsample2(frames: np.ndarray) -> np.ndarray:
-    """10 ms frames -> 5 ms frames (linear; a half frame is voiced when both neighbours are). Frames
-    with mid-frames (N_FEAT + N_MID columns) take the half frame's envelope and aperiodicity from
-    them; returns (2T, N_FEAT)."""
+    """10 ms frames -> frames on the synthesis grid, every 10 / G ms with G = max(2, K) (see
+    n_sub): pitch linear, a grid frame voiced when both its neighbouring frames are; the envelope
+    and aperiodicity from the sub-frames where the frames carry them, else linear. Returns
+    (G T, N_FEAT); plain frames and v5's mid-frames give the 5 ms grid."""
     frames = np.asarray(frames)
-    mids = frames[:, N_FEAT:] if has_mid(frames) else None
+    K = n_sub(frames)
+    G = max(2, K)
+    subs = frames[:, N_FEAT:].reshape(len(frames), K - 1, N_MID) if K > 1 else None
     frames = frames[:, :N_FEAT]
     T = len(frames)
-    src = np.arange(2 * T) / 2.0
+    src = np.arange(G * T) / G
     i0 = np.floor(src).astype(int)
     i1 = np.minimum(i0 + 1, T - 1)
     w = (src - i0)[:, None]
     out = frames[i0] * (1 - w) + frames[i1] * w
     out[:, 1] = frames[i0, 1] * frames[i1, 1]
-    if mids is not None:
-        out[1::2, 2:] = mids
+    if subs is not None:
+        for k in range(1, K):
+            out[k::G, 2:] = subs[:, k - 1]
     return out
 
 
-def synthesize(frames: np.ndarray) -> np.ndarray:
-    """(T, N_FEAT[+N_MID]) frames -> float32 audio at 16 kHz (T * 160 samples).
+def synth_period_ms(frames: np.ndarray) -> float:
+    return FRAME_MS / max(2, n_sub(frames))
 
-    Synthesis runs at 5 ms (frames linearly interpolated, or their mid-frames used): WORLD places pulses and interpolates the
+
+def synthesize(frames: np.ndarray) -> np.ndarray:
+    """(T, N_FEAT[+(K-1) N_MID]) frames -> float32 audio at 16 kHz (T * 160 samples).
+
+    Synthesis runs every 5 ms (frames linearly interpolated, or their mid-frames used), or every
+    2.5 ms for frames with 4 envelopes each: WORLD places pulses and interpolates the
     envelope per synthesis frame, and at 10 ms the speech smears (Whisper tiny.en WER on the
     teacher's own analysed frames: 27 % synthesised at 10 ms, 14 % at 5 ms; teacher audio 8.5 %)."""
     pw = pyworld()
-    f0, csp, cap = unpack(upsample2(np.asarray(frames, np.float64)))
+    frames = np.asarray(frames, np.float64)
+    f0, csp, cap = unpack(upsample2(frames))
     sp = pw.decode_spectral_envelope(np.ascontiguousarray(csp), FS, FFT)
     ap = pw.decode_aperiodicity(np.ascontiguousarray(np.minimum(cap, -1e-3)), FS, FFT)
-    y = pw.synthesize(np.ascontiguousarray(f0), sp, ap, FS, FRAME_MS / 2)
+    y = pw.synthesize(np.ascontiguousarray(f0), sp, ap, FS, synth_period_ms(frames))
     n = len(frames) * HOP
     y = y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
     return y.astype(np.float32)
@@ -294,7 +330,7 @@ def sharpen(frames: np.ndarray, beta: float, first: int = 2) -> np.ndarray:
     out = np.array(frames, dtype=np.result_type(np.asarray(frames).dtype, np.float32), copy=True)
     if beta != 1.0 and len(out):
         per_db = gain_vector(1.0)[0]  # coefficient 0 per dB of power (a gain only moves coefficient 0)
-        for base in (2, N_FEAT) if has_mid(out) else (2,):
+        for base in [2] + [N_FEAT + k * N_MID for k in range(n_sub(out) - 1)]:
             before = _frame_power_db(out[:, base:base + N_SP])
             out[:, base + first:base + N_SP] *= beta
             out[:, base] += (before - _frame_power_db(out[:, base:base + N_SP])) * per_db

@@ -179,6 +179,73 @@ def test_mid_frames_are_analysed_and_used_by_synthesis():
     assert len(y) == len(fr) * world.HOP
 
 
+def _with_subs(fr, K):
+    """Frames with K envelopes each, the sub-frames being the linear interpolation of the frames'."""
+    T = len(fr)
+    env = fr[:, 2:]
+    nxt = np.concatenate([env[1:], env[-1:]])
+    subs = [env + (nxt - env) * j / K for j in range(1, K)]
+    return np.concatenate([fr] + subs, 1).astype(np.float32) if K > 1 else fr
+
+
+def test_frames_every_2_5_ms_are_analysed_moved_and_synthesised():
+    """sub=4: four envelopes per 10 ms frame (the aim: a higher vocoder ceiling); synthesis runs
+    every 2.5 ms and uses them; prosody keeps every sub-frame with its frame; a bad width is refused."""
+    rng = np.random.default_rng(1)
+    x = 0.05 * rng.standard_normal(world.FS // 4)
+    f4 = world.pack(world.analyze(x, sub=4))
+    assert f4.shape == (len(world.analyze(x)["csp"]), world.N_FEAT + 3 * world.N_MID) and world.n_sub(f4) == 4
+    assert world.envelopes(f4).shape == (4 * len(f4), world.N_MID)
+    assert world.synth_period_ms(f4) == 2.5 and world.synth_period_ms(_frames(4)) == 5.0
+    fr = _frames(60)
+    full = _with_subs(fr, 4)
+    a = world.synthesize(full)
+    assert len(a) == len(fr) * world.HOP
+    louder = full.copy()
+    for k in range(3):  # only the sub-frames
+        louder[:, world.N_FEAT + k * world.N_MID:world.N_FEAT + k * world.N_MID + world.N_SP] += world.gain_vector(12.0)
+    b = world.synthesize(louder)
+    assert np.sqrt((b ** 2).mean()) > 1.5 * np.sqrt((a ** 2).mean())
+    wf, pf = np.array([20, 20, 20]), np.array([0, 4, 4])
+    same, w = prosody.retime(full, wf, pf, 1.0, 1.0)
+    assert np.array_equal(w, wf) and np.allclose(same, full)
+    sad, w4 = prosody.apply(full, wf, pf, prosody.vector({"sad": 1.0}), "jo")
+    plain, w1 = prosody.apply(fr, wf, pf, prosody.vector({"sad": 1.0}), "jo")
+    assert np.array_equal(w4, w1) and world.n_sub(sad) == 4
+    assert np.abs(sad[:, 2:world.N_FEAT] - plain[:, 2:]).mean() < 0.05
+    assert np.abs(world.envelopes(sad)[:-4] - world.envelopes(_with_subs(plain, 4))[:-4]).mean() < 0.05
+    with pytest.raises(ValueError, match="expected"):
+        world.n_sub(np.zeros((3, world.N_FEAT + 5)))
+    t = torch.from_numpy(full)[None]
+    mask = torch.ones(1, len(full))
+    assert float(SpeechModel._delta_loss(t, t, mask)) == 0.0
+    blurred = t.clone()
+    blurred[..., world.N_FEAT + world.N_MID:] = 0.0  # sub-frames 2 and 3 wiped: the 2.5 ms grid sees it
+    assert float(SpeechModel._delta_loss(blurred, t, mask)) > 0.1
+
+
+def test_a_mid_frame_model_widens_to_2_5_ms_keeping_its_outputs():
+    from models.speech.train import widen_frames
+
+    kw = dict(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2)
+    v5 = SpeechModel(SpeechConfig(**kw, n_feat=world.N_FEAT + world.N_MID)).eval()
+    v6 = SpeechModel(SpeechConfig(**kw, n_feat=world.N_FEAT + 3 * world.N_MID)).eval()
+    state = v5.state_dict()
+    assert widen_frames(state, v6)
+    v6.load_state_dict(state)
+    x = torch.randn(1, 5, 2, v6.cfg.n_feat)
+    cond = torch.randn(1, 5, 32)
+    mid4 = slice(world.N_FEAT + world.N_MID, world.N_FEAT + 2 * world.N_MID)  # sub-frame 2 of 4 = v5's mid-frame
+    x5 = torch.cat([x[..., :world.N_FEAT], x[..., mid4]], -1)
+    with torch.no_grad():
+        o5 = v5.decoder(embeds=v5.prenet(x5.reshape(1, 5, -1)) + cond).view(1, 5, 2, -1)
+        o6 = v6.decoder(embeds=v6.prenet(x.reshape(1, 5, -1)) + cond).view(1, 5, 2, -1)
+    assert torch.allclose(o6[..., :world.N_FEAT], o5[..., :world.N_FEAT], atol=1e-5)
+    assert torch.allclose(o6[..., mid4], o5[..., world.N_FEAT:], atol=1e-5)
+    first = slice(world.N_FEAT, world.N_FEAT + world.N_MID)  # 2.5 ms: half-way between the frame and its mid-frame
+    assert torch.allclose(o6[..., first], 0.5 * (o5[..., 2:world.N_FEAT] + o5[..., world.N_FEAT:]), atol=1e-5)
+
+
 def test_prosody_moves_mid_frames_with_their_frames():
     fr, wf, pf = _frames(), np.array([40, 40, 40]), np.array([0, 10, 10])
     full = np.concatenate([fr, world.upsample2(fr)[1::2, 2:]], 1)
@@ -212,9 +279,11 @@ def test_a_10ms_model_widens_to_mid_frames_keeping_its_outputs():
     assert torch.allclose(o_big[:, :, 0, world.N_FEAT:], 0.5 * (o_small[:, :, 0, 2:] + o_small[:, :, 1, 2:]), atol=1e-5)
 
 
-def test_a_mid_frame_model_streams_a_take(tmp_path):
+@pytest.mark.parametrize("subs", [1, 3])
+def test_a_sub_frame_model_streams_a_take(tmp_path, subs):
+    """Models with mid-frames (v5) or four envelopes per frame stream through the same session."""
     torch.manual_seed(0)
-    cfg = SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, n_feat=world.N_FEAT + world.N_MID)
+    cfg = SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, n_feat=world.N_FEAT + subs * world.N_MID)
     m = SpeechModel(cfg)
     m.feat_std.fill_(0.1)
     m.feat_std[1] = 1.0
