@@ -45,11 +45,6 @@ def n_sub(frames: np.ndarray) -> int:
     return k + 1
 
 
-def has_mid(frames: np.ndarray) -> bool:
-    """Whether frames carry sub-frames (mid-frames) beyond their own envelope."""
-    return n_sub(frames) > 1
-
-
 def envelopes(frames: np.ndarray) -> np.ndarray:
     """(T, N_FEAT + (K-1) N_MID) -> (K T, N_MID): every envelope + aperiodicity in time order
     (frame, its sub-frames, next frame, ...)."""
@@ -170,7 +165,7 @@ def unpack(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return f0, frames[:, 2:2 + N_SP], frames[:, 2 + N_SP:N_FEAT]
 
 
-def upsample2(frames: np.ndarray) -> np.ndarray:
+def synthesis_grid(frames: np.ndarray) -> np.ndarray:
     """10 ms frames -> frames on the synthesis grid, every 10 / G ms with G = max(2, K) (see
     n_sub): pitch linear, a grid frame voiced when both its neighbouring frames are; the envelope
     and aperiodicity from the sub-frames where the frames carry them, else linear. Returns
@@ -194,6 +189,7 @@ def upsample2(frames: np.ndarray) -> np.ndarray:
 
 
 def synth_period_ms(frames: np.ndarray) -> float:
+    """Spacing of `synthesis_grid`'s frames: 5 ms, or 2.5 ms for frames with 4 envelopes each."""
     return FRAME_MS / max(2, n_sub(frames))
 
 
@@ -206,7 +202,7 @@ def synthesize(frames: np.ndarray) -> np.ndarray:
     teacher's own analysed frames: 27 % synthesised at 10 ms, 14 % at 5 ms; teacher audio 8.5 %)."""
     pw = pyworld()
     frames = np.asarray(frames, np.float64)
-    f0, csp, cap = unpack(upsample2(frames))
+    f0, csp, cap = unpack(synthesis_grid(frames))
     sp = pw.decode_spectral_envelope(np.ascontiguousarray(csp), FS, FFT)
     ap = pw.decode_aperiodicity(np.ascontiguousarray(np.minimum(cap, -1e-3)), FS, FFT)
     y = pw.synthesize(np.ascontiguousarray(f0), sp, ap, FS, synth_period_ms(frames))

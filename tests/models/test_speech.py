@@ -166,7 +166,7 @@ def test_mid_frames_are_analysed_and_used_by_synthesis():
     assert mid["csp_mid"].shape == mid["csp"].shape == (len(plain["csp"]), world.N_SP)
     assert mid["cap_mid"].shape == plain["cap"].shape
     fr = _frames(60)
-    interp = world.upsample2(fr)[1::2, 2:]
+    interp = world.synthesis_grid(fr)[1::2, 2:]
     with_mid = np.concatenate([fr, interp], 1)
     assert with_mid.shape[1] == world.N_FEAT + world.N_MID == world.pack({**world.analyze(x, mid=True)}).shape[1]
     assert np.allclose(world.synthesize(with_mid), world.synthesize(fr), atol=1e-5)
@@ -248,7 +248,7 @@ def test_a_mid_frame_model_widens_to_2_5_ms_keeping_its_outputs():
 
 def test_prosody_moves_mid_frames_with_their_frames():
     fr, wf, pf = _frames(), np.array([40, 40, 40]), np.array([0, 10, 10])
-    full = np.concatenate([fr, world.upsample2(fr)[1::2, 2:]], 1)
+    full = np.concatenate([fr, world.synthesis_grid(fr)[1::2, 2:]], 1)
     same, w = prosody.retime(full, wf, pf, 1.0, 1.0)
     assert np.array_equal(w, wf) and np.allclose(same, full)
     for k in range(8):  # every emotion changes a frame's and its mid-frame's envelope alike
@@ -256,7 +256,7 @@ def test_prosody_moves_mid_frames_with_their_frames():
         a, wa = prosody.apply(full, wf, pf, v, "jo")
         b, wb = prosody.apply(fr, wf, pf, v, "jo")
         assert np.array_equal(wa, wb) and a.shape == (len(b), world.N_FEAT + world.N_MID)
-        mid_of = world.upsample2(b)[1::2, 2:]
+        mid_of = world.synthesis_grid(b)[1::2, 2:]
         assert np.abs(a[:-1, world.N_FEAT:] - mid_of[:-1]).mean() < 0.05
         assert np.abs(a[:, 2:world.N_FEAT] - b[:, 2:]).mean() < 0.05
 
@@ -299,7 +299,7 @@ def test_a_sub_frame_model_streams_a_take(tmp_path, subs):
 
 def test_sharpen_deepens_formant_valleys_and_keeps_power_and_tilt():
     fr = _frames(40)
-    full = np.concatenate([fr, world.upsample2(fr)[1::2, 2:]], 1)
+    full = np.concatenate([fr, world.synthesis_grid(fr)[1::2, 2:]], 1)
     for f in (fr, full):
         assert np.array_equal(world.sharpen(f, 1.0), f)
         sh = world.sharpen(f, 1.5)
