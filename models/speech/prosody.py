@@ -170,8 +170,8 @@ def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray,
     lf0 = mean + p["range"] * (lf0 - mean) + (semis + vp["pitch"]) * np.log(2) / 12
     out = frames.copy()
     out[:, 0] = lf0.astype(np.float32)
-    cols = [slice(2, 2 + world.N_SP)]  # the envelopes: the frames' and, when there, their sub-frames'
-    cols += [slice(world.N_FEAT + k * world.N_MID, world.N_FEAT + k * world.N_MID + world.N_SP) for k in range(world.n_sub(out) - 1)]
+    # the envelopes: the frames' and, when there, their sub-frames'
+    cols = [slice(a, a + world.N_SP) for a in world.envelope_starts(world.n_sub(out))]
     csp = np.concatenate([out[:, c] for c in cols])
     if vp["warp"] != 1.0:
         A, b = world.warp_map(vp["warp"])

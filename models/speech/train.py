@@ -173,7 +173,7 @@ def widen_frames(state: dict, model: SpeechModel) -> bool:
     h0 = head.view(cfg.step, old, d)
 
     def cols(K, q):  # columns of envelope q (0 = the frame's own) in frames with K envelopes
-        a = 2 if q == 0 else world.N_FEAT + (q - 1) * world.N_MID
+        a = world.envelope_starts(K)[q]
         return slice(a, a + world.N_MID)
 
     def env_rows(s, q):  # the old model's envelope rows at old-grid position q of frame s (q = k_old: the next frame)

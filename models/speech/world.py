@@ -45,6 +45,12 @@ def n_sub(frames: np.ndarray) -> int:
     return k + 1
 
 
+def envelope_starts(k: int) -> list[int]:
+    """Column where each of a frame's k envelopes (its own, then its sub-frames') starts; each is
+    N_SP coded envelope values followed by N_AP aperiodicity values (N_MID in all)."""
+    return [2] + [N_FEAT + j * N_MID for j in range(k - 1)]
+
+
 def envelopes(frames: np.ndarray) -> np.ndarray:
     """(T, N_FEAT + (K-1) N_MID) -> (K T, N_MID): every envelope + aperiodicity in time order
     (frame, its sub-frames, next frame, ...)."""
@@ -326,7 +332,7 @@ def sharpen(frames: np.ndarray, beta: float, first: int = 2) -> np.ndarray:
     out = np.array(frames, dtype=np.result_type(np.asarray(frames).dtype, np.float32), copy=True)
     if beta != 1.0 and len(out):
         per_db = gain_vector(1.0)[0]  # coefficient 0 per dB of power (a gain only moves coefficient 0)
-        for base in [2] + [N_FEAT + k * N_MID for k in range(n_sub(out) - 1)]:
+        for base in envelope_starts(n_sub(out)):
             before = _frame_power_db(out[:, base:base + N_SP])
             out[:, base + first:base + N_SP] *= beta
             out[:, base] += (before - _frame_power_db(out[:, base:base + N_SP])) * per_db
