@@ -6,9 +6,9 @@
    --n held-out sentences spoken by the model (voice joe, neutral, automatic duration) and by the
    teacher (its held-out clips from the data script). Both references and transcripts go through
    the same front end (numbers as words, no punctuation) before jiwer's WER. Also the *vocoder
-   ceiling*: the teacher's clip analysed into the model's own features (world.analyze, mid-frames)
-   and resynthesised by world.synthesize — what a perfect acoustic model would score with this
-   vocoder (--no-ceiling skips it).
+   ceiling*: the teacher's clip analysed into the model's own features (world.analyze with as many
+   envelopes per frame as the model has) and resynthesised by world.synthesize — what a perfect
+   acoustic model would score with this vocoder (--no-ceiling skips it).
 2. Duration control: for held-out sentences, targets of 0.7x, 1.0x and 1.4x the automatic length
    plus fixed 2.5 s / 4 s; mean |actual - target| / target.
 3. Emotion control: every emotion at alpha 1 (and neutral) on --n-emotion sentences; from the
@@ -64,9 +64,10 @@ def words_only(text: str) -> str:
     return " ".join(frontend.normalize(text).replace(",", " ").replace(".", " ").replace("?", " ").replace("!", " ").split())
 
 
-def resynthesize(audio: np.ndarray) -> np.ndarray:
-    """16 kHz audio -> the model's features (WORLD analysis with mid-frames) -> WORLD synthesis."""
-    return world.synthesize(world.pack(world.analyze(np.asarray(audio, np.float64), mid=True)))
+def resynthesize(audio: np.ndarray, sub: int = 2) -> np.ndarray:
+    """16 kHz audio -> the model's features (WORLD analysis with `sub` envelopes per 10 ms frame, as
+    world.n_sub counts them) -> WORLD synthesis."""
+    return world.synthesize(world.pack(world.analyze(np.asarray(audio, np.float64), sub=sub)))
 
 
 def wer_block(bundle, texts, teacher_wavs, n, ceiling: bool = True) -> dict:
@@ -74,6 +75,7 @@ def wer_block(bundle, texts, teacher_wavs, n, ceiling: bool = True) -> dict:
     import soundfile as sf
 
     asr = whisper()
+    sub = world.n_sub(np.zeros((1, bundle.cfg.n_feat)))  # the ceiling in the model's own features
     refs, ours, theirs, resyn = [], [], [], []
     for k, text in enumerate(texts[:n]):
         refs.append(words_only(text))
@@ -81,7 +83,7 @@ def wer_block(bundle, texts, teacher_wavs, n, ceiling: bool = True) -> dict:
         t, _ = sf.read(teacher_wavs[k], dtype="float32")
         theirs.append(words_only(transcribe(asr, t)))
         if ceiling:
-            resyn.append(words_only(transcribe(asr, resynthesize(t))))
+            resyn.append(words_only(transcribe(asr, resynthesize(t, sub))))
     res = {"n": len(refs), "wer_model": round(jiwer.wer(refs, ours), 4), "wer_teacher": round(jiwer.wer(refs, theirs), 4)}
     res["ratio"] = round(res["wer_model"] / max(res["wer_teacher"], 1e-3), 2)
     if ceiling:  # the teacher through our features and vocoder: the best this vocoder allows
