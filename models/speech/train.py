@@ -341,7 +341,8 @@ def main(argv=None) -> int:
         lv = float(losses["loss"].detach())
         ema = lv if ema is None else 0.98 * ema + 0.02 * lv
         if rank == 0 and step % 25 == 0:
-            print(json.dumps({"step": step, "loss": round(ema, 4), **{k: round(float(v), 4) for k, v in losses.items() if k != "loss"},
+            parts = {k: round(float(torch.as_tensor(v).detach()), 4) for k, v in losses.items() if k != "loss"}
+            print(json.dumps({"step": step, "loss": round(ema, 4), **parts,
                               "lr": round(lr_at(step, args.steps, args.lr, args.warmup), 6), "min": round((time.time() - t0) / 60, 1)}), flush=True)
         if rank == 0 and time.time() - last_save > 60 * (args.snapshot_minutes or 10):
             save()
