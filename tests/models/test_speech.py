@@ -711,13 +711,16 @@ def test_a_character_model_widens_to_phonemes_and_runs(tmp_path):
     out = [d for k, d in run(s) if k == "output"][0]
     assert abs(out["seconds"] - 1.5) < 0.05
     assert max(int(s.plans[0].spans.max()), 0) <= s.plans[0].enc.shape[1]
-    # vowels and sonorants are voiced whatever the (here random) voicing planner says
+    # vowels, sonorants and voiced obstruents are voiced whatever the (here random) voicing planner says
     from models.speech import stream
     s = SpeechSession(SpeechBundle.from_file(tmp_path / "p.safetensors"), "cpu")
-    s.start({"text": "Mama saw a low hill.", "duration": "seconds", "seconds": 2.0})
+    s.start({"text": "Mama saw the big zoo's vast hill.", "duration": "seconds", "seconds": 3.0})
     sym = s.plans[0].ids[np.clip(np.round(s.char_pos.numpy()).astype(int), 0, len(s.plans[0].ids) - 1)]
     voiced = np.isin(sym, stream._VOICED_IDS)
     assert voiced.sum() > len(sym) // 3 and (s.vuv_plan[torch.from_numpy(voiced)] == 1).all()
+    obstruents = [frontend.PHONE_ID[ph] for ph in ("DH", "B", "G", "Z", "V")]  # "the big zoo's vast"
+    assert set(obstruents) <= set(stream._VOICED_IDS) and np.isin(sym, obstruents).sum() >= 3
+    assert frontend.PHONE_ID["S"] not in stream._VOICED_IDS and frontend.PHONE_ID["T"] not in stream._VOICED_IDS
     # a pronunciation typed in braces is what the model reads for that word
     s = SpeechSession(SpeechBundle.from_file(tmp_path / "p.safetensors"), "cpu")
     s.start({"text": "Say {T AH M EY1 T OW2} now."})
