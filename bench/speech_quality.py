@@ -8,7 +8,9 @@
    the same front end (numbers as words, no punctuation) before jiwer's WER. Also the *vocoder
    ceiling*: the teacher's clip analysed into the model's own features (world.analyze with as many
    envelopes per frame as the model has) and resynthesised by world.synthesize — what a perfect
-   acoustic model would score with this vocoder (--no-ceiling skips it).
+   acoustic model would score with this vocoder and Harvest's voicing (--no-ceiling skips it). Since
+   session 11 the model scores below it: Harvest leaves most frames of voiced obstruents unvoiced,
+   while the model's voicing rule voices them (models/speech/CARD.md).
 2. Duration control: for held-out sentences, targets of 0.7x, 1.0x and 1.4x the automatic length
    plus fixed 2.5 s / 4 s; mean |actual - target| / target.
 3. Emotion control: every emotion at alpha 1 (and neutral) on --n-emotion sentences; from the
