@@ -257,7 +257,8 @@ class StreamingSynth:
         back for the cross-fade unless `final`)."""
         frames = np.asarray(frames, np.float32)
         ctx = self.prev[-self.context:] if self.prev is not None else frames[:0]
-        y = synthesize(np.concatenate([ctx, frames]) if len(ctx) else frames)
+        seq = np.concatenate([ctx, frames]) if len(ctx) else frames
+        y = synthesize(seq)
         start = len(ctx) * HOP - len(self.tail)  # where the held-back tail starts in y
         if self.align and len(self.tail):
             lag = self._lag(y, start)
@@ -268,7 +269,7 @@ class StreamingSynth:
         if n:
             w = np.linspace(0.0, 1.0, n, dtype=np.float32)
             y[:n] = self.tail * (1 - w) + y[:n] * w
-        self.prev = np.concatenate([ctx, frames])[-self.context:]
+        self.prev = seq[-self.context:]
         if final:  # exactly len(frames) * HOP samples in all
             y = y[:len(y) - self.drift] if self.drift > 0 else np.pad(y, (0, -self.drift))
             self.drift = 0
