@@ -5,7 +5,12 @@
 
 Each panel adds a subcommand module (app/cli_<panel>.py) exposing `add_parser(subparsers)` and
 `run(args, client) -> int`; it is listed in COMMANDS. No Qt and no torch are imported here: jobs
-run in an engine process (a private one, or `--connect ENDPOINT` to a running one).
+run in an engine process:
+- by default the user's shared engine (the studio's when it is open, else one started by the first
+  call that stops itself after --keep-alive seconds unused), so the second call finds the models
+  loaded: `weft-cli engine start|stop|status` manages it;
+- `--private`: a fresh engine for this call only (closed when it ends);
+- `--connect ENDPOINT [--token-file F]`: a running (remote) engine.
 """
 from __future__ import annotations
 
@@ -38,9 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="weft-cli", description="Weft Studio from the command line")
     p.add_argument("--connect", help="endpoint of a running engine (default: start a private one)")
     p.add_argument("--token-file", help="token for a remote engine")
-    p.add_argument("--device", default="auto", help="device for a private engine: auto, cpu, cuda")
+    p.add_argument("--device", default="auto", help="device for an engine this call starts: auto, cpu, cuda")
+    p.add_argument("--private", action="store_true", help="run in a fresh engine of this call's own (slower: loads the models)")
+    p.add_argument("--keep-alive", type=float, default=900, metavar="S",
+                   help="a shared engine this call starts stops after S seconds unused (default 900)")
     sub = p.add_subparsers(dest="cmd")
     sub.add_parser("status", help="start (or reach) the engine and print its status")
+    eng = sub.add_parser("engine", help="manage the shared engine that CLI calls reuse")
+    eng.add_argument("action", choices=["start", "stop", "status"])
     runners = {}
     for mod in _modules():
         name = mod.add_parser(sub)
@@ -50,19 +60,28 @@ def main(argv: list[str] | None = None) -> int:
         p.print_help()
         return 0
 
-    from engine.client import EngineClient, EngineError, read_token
-    from engine.launch import EngineProcess
+    from engine.client import EngineClient, EngineError, default_endpoint, read_token
+    from engine.launch import EngineProcess, endpoint_in_use, ensure_shared_engine, stop_shared_engine
 
+    if args.cmd == "engine":
+        if args.action == "stop":
+            print("stopped the shared engine" if stop_shared_engine() else "no shared engine is running")
+            return 0
+        if args.action == "status" and not endpoint_in_use(default_endpoint()):
+            print("no shared engine is running (the next weft-cli call starts one)")
+            return 0
     proc = None
     try:
         if args.connect:
             endpoint, token = args.connect, read_token(args.token_file)
-        else:
+        elif args.private:
             proc = EngineProcess(device=args.device)
             endpoint, token = proc.endpoint, None
+        else:
+            endpoint, token = ensure_shared_engine(args.device, idle_exit_s=args.keep_alive), None
         client = EngineClient(endpoint, token)
         try:
-            if args.cmd == "status":
+            if args.cmd in ("status", "engine"):
                 print(json.dumps(client.status(timeout=10), indent=2))
                 return 0
             return runners[args.cmd](args, client)

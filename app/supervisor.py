@@ -13,7 +13,8 @@ import time
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from engine.launch import engine_command, engine_env, private_endpoint
+from engine.client import default_endpoint
+from engine.launch import endpoint_in_use, engine_command, engine_env, private_endpoint
 from engine.protocol import READY_LINE
 
 log = logging.getLogger("weft.supervisor")
@@ -28,9 +29,11 @@ class EngineSupervisor(QObject):
     crashed = Signal(str)  # a plain sentence about what happened
     logLine = Signal(str)
 
-    def __init__(self, device: str = "auto", parent: QObject | None = None, startup_timeout_s: float = 90.0):
+    def __init__(self, device: str = "auto", parent: QObject | None = None, startup_timeout_s: float = 90.0,
+                 share: bool = True):
         super().__init__(parent)
         self.device = device
+        self.share = share  # serve on the user's shared endpoint when free (CLI calls reuse the engine)
         self.state = "stopped"
         self.endpoint = ""
         self.proc: QProcess | None = None
@@ -52,7 +55,9 @@ class EngineSupervisor(QObject):
         if self.proc is not None and self.proc.state() != QProcess.NotRunning:
             return
         self._stopping = False
-        self.endpoint = private_endpoint()
+        # the user's shared endpoint when no engine serves it, so `weft-cli` calls reuse this warm engine
+        shared = default_endpoint()
+        self.endpoint = private_endpoint() if (not self.share or endpoint_in_use(shared)) else shared
         cmd = engine_command(self.endpoint, self.device, os.getpid())
         proc = QProcess(self)
         env = QProcessEnvironment()

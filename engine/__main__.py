@@ -59,10 +59,15 @@ def cmd_serve(args) -> int:
         die_with_parent(args.parent_pid)
     endpoint = args.listen or default_endpoint()
     if endpoint.startswith("ipc://"):
+        from engine.launch import hold_endpoint
+
+        if not hold_endpoint(endpoint):  # held for this process's life, released by the OS at exit
+            print(f"weft-engine: another engine already serves {endpoint}", file=sys.stderr)
+            return 3
         Path(endpoint[6:]).unlink(missing_ok=True)  # a stale socket from a crashed engine
     try:
         token = read_token(args.token_file)
-        engine = Engine(endpoint, token=token, device=args.device)
+        engine = Engine(endpoint, token=token, device=args.device, idle_exit_s=args.idle_exit or None)
     except (ValueError, OSError) as e:
         print(f"weft-engine: {e}", file=sys.stderr)
         return 2
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--token-file", help="file holding the shared secret clients must send (required for tcp)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     s.add_argument("--parent-pid", type=int, default=0, help="exit when this process exits")
+    s.add_argument("--idle-exit", type=float, default=0, metavar="S",
+                   help="stop after S seconds with no request and no job (the CLI's shared engine)")
     s.add_argument("--log-file")
     s.add_argument("-v", "--verbose", action="store_true")
     st = sub.add_parser("status", help="ask a running engine for its status")

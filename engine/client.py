@@ -6,8 +6,9 @@ I/O thread; replies resolve `concurrent.futures.Future`s.
 """
 from __future__ import annotations
 
+import collections
 import itertools
-import queue
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -20,11 +21,18 @@ from engine.protocol import Event, ProtocolError, pack, to_event, unpack
 
 
 def default_endpoint() -> str:
+    """The user's shared engine socket (ipc, in the user runtime dir: only this user can reach it)."""
     from platformdirs import user_runtime_dir
 
     d = Path(user_runtime_dir("weft"))
-    d.mkdir(parents=True, exist_ok=True)
-    return f"ipc://{d}/engine.sock"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = f"{d}/engine.sock"
+    if len(path) > 100:  # a Unix socket path must stay under ~107 bytes
+        import hashlib
+        import tempfile
+
+        path = f"{tempfile.gettempdir()}/weft-{os.getuid()}-{hashlib.sha1(path.encode()).hexdigest()[:10]}.sock"
+    return f"ipc://{path}"
 
 
 def read_token(path: str | None) -> str | None:
@@ -42,10 +50,12 @@ class EngineError(RuntimeError):
 
 class EngineClient:
     def __init__(self, endpoint: str, token: str | None = None, on_event: Callable[[Event], None] | None = None):
+        if not isinstance(endpoint, str) or not endpoint.startswith(("ipc://", "tcp://", "inproc://")):
+            raise ValueError(f"'{endpoint}' is not an engine address (ipc://PATH or tcp://HOST:PORT)")
         self.endpoint, self.token = endpoint, token
         self.on_event = on_event or (lambda ev: None)
         self._ctx = zmq.Context.instance()
-        self._out: queue.Queue = queue.Queue()
+        self._out: collections.deque = collections.deque()  # requests waiting for the I/O thread
         self._pending: dict[int, Future] = {}
         self._submits: dict[int, str] = {}  # rid -> job id, to turn a refused submit into an error event
         self._rid = itertools.count(1)
@@ -56,6 +66,7 @@ class EngineClient:
         self._wake_tx = self._ctx.socket(zmq.PAIR)
         self._wake_tx.connect(wake_addr)
         self._stop = threading.Event()
+        self._refused: str | None = None  # set when the engine's handshake refused us
         self._thread = threading.Thread(target=self._run, name="weft-engine-io", daemon=True)
         self._thread.start()
 
@@ -63,14 +74,27 @@ class EngineClient:
     def request(self, op: str, **fields) -> Future:
         rid = next(self._rid)
         fut: Future = Future()
+        if self._stop.is_set() or self._refused:
+            fut.set_exception(EngineError(self._refused or "this engine connection is closed"))
+            if op == "submit":
+                self._deliver(Event(fields["job"], "error", 0, {"message": str(fut.exception()), "kind": "refused"}))
+            return fut
         head = {"type": "req", "op": op, "rid": rid, "token": self.token, **fields}
         with self._lock:
             self._pending[rid] = fut
             if op == "submit":
                 self._submits[rid] = fields["job"]
-            self._out.put(pack(head))
-            self._wake_tx.send(b"")
+            self._out.append(pack(head))
+            self._wake()
         return fut
+
+    def _wake(self) -> None:
+        """Nudge the I/O thread; never blocks (a full pipe means a nudge is pending already).
+        Callers hold self._lock: a ZeroMQ socket is used by one thread at a time."""
+        try:
+            self._wake_tx.send(b"", zmq.NOBLOCK)
+        except zmq.ZMQError:  # Again (pipe full) or the socket closed by close(): the I/O thread polls anyway
+            pass
 
     def submit(self, task: str, params: dict | None = None, job: str | None = None) -> str:
         job = job or uuid.uuid4().hex[:12]
@@ -107,21 +131,40 @@ class EngineClient:
         except TimeoutError:
             raise TimeoutError(f"the engine at {self.endpoint} did not answer '{op}' within {timeout:.0f} s") from None
 
-    def close(self) -> None:
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the I/O thread and drop the connection. Never blocks for more than `timeout`, whatever
+        the engine or the I/O thread is doing (the thread polls the stop flag every 200 ms)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
+        if self._lock.acquire(timeout=timeout / 2):
+            try:
+                self._wake()
+            finally:
+                self._lock.release()
+        self._thread.join(timeout / 2)
         with self._lock:
-            self._wake_tx.send(b"")
-        self._thread.join(2)
-        self._wake_tx.close(0)
+            pending, self._pending = list(self._pending.values()), {}
+            self._wake_tx.close(0)
+        for fut in pending:
+            if not fut.done():
+                fut.set_exception(EngineError("this engine connection is closed"))
 
     # ---- I/O thread ------------------------------------------------------------------------
     def _run(self) -> None:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        if self.token:  # the engine authenticates the handshake (PLAIN) before it reads any message
+            sock.setsockopt(zmq.PLAIN_USERNAME, b"weft")
+            sock.setsockopt(zmq.PLAIN_PASSWORD, self.token.encode())
+        # handshake outcomes: an engine that refuses our token (or wants one) fails every request at once
+        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                          | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         sock.connect(self.endpoint)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 ready = dict(poller.poll(200))
@@ -131,8 +174,14 @@ class EngineClient:
                             self._wake_rx.recv(zmq.NOBLOCK)
                         except zmq.Again:
                             break
-                    while not self._out.empty():
-                        sock.send_multipart(self._out.get_nowait(), copy=False)
+                while self._out:
+                    try:
+                        sock.send_multipart(self._out[0], flags=zmq.NOBLOCK, copy=False)
+                    except zmq.Again:  # the engine's queue is full: try again on the next turn
+                        break
+                    self._out.popleft()
+                if monitor in ready:
+                    self._handshake(monitor)
                 if sock in ready:
                     while True:
                         try:
@@ -141,8 +190,33 @@ class EngineClient:
                             break
                         self._dispatch(frames)
         finally:
+            sock.disable_monitor()
+            monitor.close(0)
             sock.close(0)
             self._wake_rx.close(0)
+
+    def _handshake(self, monitor) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        while True:
+            try:
+                ev = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if ev["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._refused = None
+                continue
+            self._refused = ("unauthorized: the engine refused this client's token" if self.token else
+                             "unauthorized: this engine needs its token (--token-file)")
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                submits, self._submits = self._submits, {}
+                self._out.clear()
+            for rid, fut in pending.items():
+                if not fut.done():
+                    fut.set_exception(EngineError(self._refused))
+                if rid in submits:
+                    self._deliver(Event(submits[rid], "error", 0, {"message": self._refused, "kind": "refused"}))
 
     def _dispatch(self, frames: list) -> None:
         try:
@@ -196,7 +270,13 @@ class EngineClient:
         self.on_event = listen
         try:
             self.submit(task, params, job=job)
-            if not done.wait(timeout):
+            try:
+                finished = done.wait(timeout)
+            except KeyboardInterrupt:  # Ctrl-C: the (shared) engine must not go on with our job
+                self.cancel(job)
+                done.wait(2)
+                raise
+            if not finished:
                 self.cancel(job)
                 raise TimeoutError(f"job '{task}' did not finish within {timeout} s")
         finally:

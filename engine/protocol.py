@@ -57,13 +57,19 @@ def _restore(obj: Any, frames: list) -> Any:
     if isinstance(obj, dict):
         if "__nd__" in obj:
             i = obj["__nd__"]
-            if not isinstance(i, int) or not 0 <= i < len(frames):
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(frames):
                 raise ProtocolError(f"array reference {i!r} has no frame")
-            dtype = np.dtype(obj["dtype"])
+            try:
+                dtype = np.dtype(obj.get("dtype"))
+            except (TypeError, ValueError):
+                raise ProtocolError(f"array reference {i} has an unknown dtype {obj.get('dtype')!r:.40}") from None
             if dtype.hasobject:
                 raise ProtocolError("object arrays are not allowed on the wire")
-            buf = frames[i]
-            return np.frombuffer(buf, dtype=dtype).reshape(obj["shape"])
+            try:
+                return np.frombuffer(frames[i], dtype=dtype).reshape(obj.get("shape"))
+            except (TypeError, ValueError):
+                raise ProtocolError(f"array reference {i}: its frame does not hold a {obj.get('shape')!r:.40} "
+                                    f"array of {dtype}") from None
         return {k: _restore(v, frames) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_restore(v, frames) for v in obj]

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import resource
+import threading
 import time
 
 import torch
@@ -43,22 +45,30 @@ class Runtime:
         self.tasks = all_tasks()
         self.bundles: dict[str, object] = {}
         self.last_used: dict[str, float] = {}
+        self.load_s: dict[str, float] = {}  # seconds each task's weights took to load (and warm up)
+        self._lock = threading.Lock()  # the scheduler's loader thread and the scheduler both load
 
-    def session_for(self, task: str):
+    def session_for(self, task: str, weights: bool = True):
+        """A new session of `task`; weights=False (a request that never touches the model) does not
+        load them and hands the session what is loaded, or None."""
         if task not in self.tasks:
             raise KeyError(f"unknown task '{task}'; this engine serves: {', '.join(sorted(self.tasks)) or 'nothing'}")
         cls = session_class(self.tasks[task])
-        if task not in self.bundles:
-            self.bundles[task] = cls.load(self.device)
+        if weights and task not in self.bundles:
+            self.preload(task)
         self.last_used[task] = time.monotonic()
-        return cls(self.bundles[task], self.device)
+        return cls(self.bundles.get(task), self.device)
 
     def preload(self, task: str) -> bool:
         """Load `task`'s weights now (they are loaded on the first job otherwise). False: already loaded."""
-        if task in self.bundles:
-            return False
-        self.bundles[task] = session_class(self.tasks[task]).load(self.device)
-        self.last_used[task] = time.monotonic()
+        with self._lock:
+            if task in self.bundles:
+                return False
+            t0 = time.perf_counter()
+            self.bundles[task] = session_class(self.tasks[task]).load(self.device)
+            self.load_s[task] = round(time.perf_counter() - t0, 3)
+            self.last_used[task] = time.monotonic()
+        logging.getLogger("weft.engine").info("loaded %s in %.2f s", task, self.load_s[task])
         return True
 
     def unload_idle(self, busy: set[str]) -> list[str]:

@@ -34,6 +34,19 @@ class StreamSession:
         """Load (and warm up) the weights shared by every session of this task. Called once per engine."""
         return None
 
+    @classmethod
+    def parse_job(cls, params: dict) -> tuple | None:
+        """Slow, weight-free work a request needs before `start` (reading an imported file):
+        (function, argument, what) with a module-level function of models.common.file_readers, run by
+        the engine in a limited child process; its result arrives as params["parsed"]. None: nothing.
+        A fourth item, when present, is the time limit in seconds (default engine.sandbox.TIME_LIMIT_S)."""
+        return None
+
+    @classmethod
+    def needs_weights(cls, params: dict) -> bool:
+        """False for requests that never touch the model (e.g. an icon import): they skip loading."""
+        return True
+
     def start(self, params: dict) -> Emitted:
         raise NotImplementedError
 

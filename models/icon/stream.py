@@ -185,6 +185,18 @@ class IconSession(StreamSession):
             s.step()
         return bundle
 
+    @classmethod
+    def parse_job(cls, params: dict):
+        if params.get("mode") == "import":
+            from models.common import file_readers
+
+            return file_readers.icon_svg, params.get("svg"), "this SVG"
+        return None
+
+    @classmethod
+    def needs_weights(cls, params: dict) -> bool:
+        return params.get("mode") != "import"
+
     # ---- requests ---------------------------------------------------------------------------
     def start(self, params: dict):
         self.t0 = time.perf_counter()
@@ -302,13 +314,16 @@ class IconSession(StreamSession):
         return self.bundle.encoder.encode([prompt])[0]
 
     def _import(self, params):
-        svg = params.get("svg")
-        if not isinstance(svg, str) or not svg.strip():
-            raise ParamError("the file is empty or not text; choose an SVG file")
-        try:
-            paths = parse_svg(svg)
-        except IconError as e:
-            raise ParamError(f"cannot import this SVG: {e}") from None
+        if "parsed" in params:  # read by the engine in a limited child process (models.common.file_readers)
+            paths = [IconPath.from_wire(p) for p in self._read_paths(params["parsed"])]
+        else:
+            svg = params.get("svg")
+            if not isinstance(svg, str) or not svg.strip():
+                raise ParamError("the file is empty or not text; choose an SVG file")
+            try:
+                paths = parse_svg(svg)
+            except IconError as e:
+                raise ParamError(f"cannot import this SVG: {e}") from None
         self.done = True
         self.mode = "import"
         wire = [p.to_wire() for p in paths]

@@ -290,7 +290,7 @@ class MotionSession(StreamSession):
                              "bvh_header": bvh.header(), "command": self.text})]
         self._begin(self.bundle.start_pose)
         if params.get("bvh"):
-            out += self._import(params["bvh"])
+            out += self._import(params["bvh"], params.get("parsed"))
         if params.get("goal") is not None:
             self._set_goal(params["goal"])
         return out
@@ -302,11 +302,14 @@ class MotionSession(StreamSession):
         self.points, self.channels = list(pts), list(ch)
         self.texts = [self.text] * len(world)
 
-    def _import(self, text: str):
-        try:
-            clip = bvh.parse(text)
-        except bvh.BVHError as e:
-            raise ParamError(f"This BVH file cannot be played: {e}") from None
+    def _import(self, text: str, parsed=None):
+        if isinstance(parsed, bvh.BVHClip):  # read by the engine in a limited child process
+            clip = parsed
+        else:
+            try:
+                clip = bvh.parse(text)
+            except bvh.BVHError as e:
+                raise ParamError(f"This BVH file cannot be played: {e}") from None
         if clip.matches_rig():  # our character: play it, then the model continues from its last frames
             ch = clip.to_channels()
             world = D.world_features(ch)

@@ -69,6 +69,14 @@ class ShapeSession(StreamSession):
             pass
         return {"model": model, "encoder": enc}
 
+    @classmethod
+    def parse_job(cls, params: dict):
+        if params.get("sketch") is not None and (params.get("mode") or "sketch") in ("sketch", "both"):
+            from models.common import file_readers
+
+            return file_readers.shape_sketch, params.get("sketch"), "this sketch"
+        return None
+
     # ---- start ---------------------------------------------------------------------------------
     def start(self, params: dict):
         prompt = str(params.get("prompt") or "").strip()
@@ -88,10 +96,14 @@ class ShapeSession(StreamSession):
             raw = params.get("sketch")
             if raw is None:
                 raise ParamError("Draw a sketch first (or load an image), or switch to text mode.")
-            try:
-                sketch = sd.prepare_user_sketch(np.asarray(raw))
-            except ValueError as e:
-                raise ParamError(str(e)) from None
+            parsed = params.get("parsed")
+            if isinstance(parsed, np.ndarray) and parsed.shape == (sd.SKETCH, sd.SKETCH):
+                sketch = parsed.astype(np.float32)  # framed by the engine in a limited child process
+            else:
+                try:
+                    sketch = sd.prepare_user_sketch(np.asarray(raw))
+                except ValueError as e:
+                    raise ParamError(str(e)) from None
         try:
             sp = SamplingParams(temperature=check_range(params, "temperature", 0.0, 2.0, 0.7),
                                 guidance=check_range(params, "guidance", 1.0, 10.0, 2.5),
