@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import resource
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -88,12 +89,32 @@ class ParseCall:
         self.proc = ctx.Process(target=_child, args=(tx, fn, arg, memory_mb, time_limit_s), daemon=True,
                                 name="weft-parse")
         self.t0 = time.monotonic()
-        self.proc.start()
-        tx.close()
         self._outcome: tuple[str, Any] | None = None
+        # starting pickles the argument and writes it into the child's pipe: tens of ms for a 24 MB
+        # file, so it happens on a short-lived thread, not on the caller's (the scheduler's)
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        threading.Thread(target=self._start, args=(tx,), daemon=True, name="weft-parse-start").start()
+
+    def _start(self, tx) -> None:
+        try:
+            self.proc.start()
+        except BaseException as e:  # noqa: BLE001 - reported by done()
+            self._start_error = e
+        finally:
+            tx.close()
+            self._started.set()
 
     def done(self) -> bool:
         if self._outcome is not None:
+            return True
+        if not self._started.is_set():
+            if time.monotonic() - self.t0 > self.time_limit_s:
+                self._outcome = ("limit", "it could not even be handed to the reader in time")
+            return self._outcome is not None
+        if self._start_error is not None:
+            self._outcome = ("error", f"the reader could not start ({type(self._start_error).__name__})")
+            self._rx.close()
             return True
         if self._rx.poll():
             try:
@@ -132,6 +153,8 @@ class ParseCall:
         return self.result()
 
     def cancel(self) -> None:
+        if not self._started.wait(5) or self._start_error is not None:
+            return
         if self.proc.is_alive():
             self.proc.kill()
         self._reap()

@@ -197,7 +197,8 @@ class WorldSession(StreamSession):
         self.decode_ms.append(1000 * (t2 - t1))
         self.stamps.append(time.monotonic())
         data = {"frame": frame, "index": self.index, "action": ACTIONS[a], "gen_ms": round(1000 * (t1 - t0), 2),
-                "decode_ms": round(1000 * (t2 - t1), 2), "fps": round(self.measured_fps(), 2)}
+                "decode_ms": round(1000 * (t2 - t1), 2), "fps": round(self.measured_fps(), 2),
+                "made_at": round(self.stamps[-1], 4)}  # engine's monotonic clock: pacing, free of transport
         if fresh:
             lat = 1000 * (time.monotonic() - key_time)
             self.latency_ms.append(lat)

@@ -189,7 +189,8 @@ def test_a_parse_past_its_time_limit_is_stopped_while_others_stream_and_status_a
             c.status(timeout=5)
             worst = max(worst, time.monotonic() - t)
             assert time.monotonic() - t0 < 20
-        assert rec.of(lm)[-1].terminal  # the tiny model finished while the file was being read
+        # the tiny model kept decoding while the file was being read (tens of tokens even on a loaded machine)
+        assert sum(e.kind == "partial" for e in rec.of(lm)) >= 10
         assert worst < 0.25, f"status took {worst * 1000:.0f} ms while a file was being read"
         end = rec.of(stuck)[-1]
         assert end.kind == "error" and "longer than 1.5 s" in end.data["message"]
