@@ -108,10 +108,14 @@ def test_skeleton_view_renders(qtbot):
     v.resize(400, 300)
     v.show()
     v.set_skeleton(PARENTS)
-    v.set_pose(np.array([[0, 1, 0], [0, 1.3, 0], [0, 1.6, 0], [0, 0.9, 0.1], [0, 0.5, 0.1]], np.float32))
     v.set_goal((2.0, 1.0))
+    bare = v.canvas.render()  # floor grid and goal, no character yet
+    v.set_pose(np.array([[0, 1, 0], [0, 1.3, 0], [0, 1.6, 0], [0, 0.9, 0.1], [0, 0.5, 0.1]], np.float32))
     img = v.canvas.render()
     assert img.shape[2] == 4 and img[..., :3].std() > 5  # something was drawn over the background
+    # the pose itself is drawn: the picture changes where the character stands
+    changed = np.abs(img[..., :3].astype(int) - bare[..., :3].astype(int)).max(-1) > 30
+    assert changed.sum() > 50, f"only {changed.sum()} pixels changed when the pose was set"
     hit = v.floor_at((200, 280))  # the lower middle of the view looks at the floor
     assert hit is not None and np.isfinite(hit).all()
 

@@ -74,7 +74,7 @@ def test_main_window_builds_and_saves_settings(qtbot, tmp_path):
     s = Settings()
     win = MainWindow(s, start_engine=False)
     qtbot.addWidget(win)
-    assert win.tabs.count() >= 1
+    assert [win.tabs.tabText(i) for i in range(win.tabs.count())] == ["3D", "Icon", "Motion", "Speech", "World"]
     assert win.state_label.text() == "engine: stopped"
     win._on_state("crashed")
     assert "crashed" in win.state_label.text()
