@@ -91,3 +91,23 @@ def test_level_event_sends_only_visible_cells():
     ev = level_event(grid, 3, 10)
     assert len(ev["centres"]) == 6 ** 3 - 4 ** 3  # the hidden core is not sent
     assert surface_cells(grid).sum() == len(ev["centres"])
+
+
+@pytest.mark.timeout(120)
+def test_with_the_shipped_model_a_sketch_changes_the_shape():
+    """Two different drawings, same seed, the shipped weights: two different shapes."""
+    from models.shape.stream import WEIGHTS
+
+    if not WEIGHTS.exists():
+        pytest.skip("no shipped 3D model")
+    shipped = ShapeSession.load("cpu")
+    tall = np.full((200, 200), 255, np.uint8)
+    tall[20:180, 90:110] = 0
+    wide = np.full((200, 200), 255, np.uint8)
+    wide[90:110, 10:190] = 0
+    a = generate_shape(shipped, sketch=tall, view="front", seed=5, mesh=False)
+    b = generate_shape(shipped, sketch=wide, view="front", seed=5, mesh=False)
+    va, vb = a["occ"] > 0, b["occ"] > 0
+    assert va.any() and vb.any()
+    iou = (va & vb).sum() / (va | vb).sum()
+    assert iou < 0.8, f"the two drawings gave nearly the same shape (voxel IoU {iou:.2f})"

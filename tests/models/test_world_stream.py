@@ -70,3 +70,33 @@ def test_bad_params_are_plain_errors(bundle):
     with pytest.raises(ParamError):
         s.steer({"action": 99})
     assert parse_action("3") == 3 and parse_action("do") == 5
+
+
+def _tile_shift(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """Which one-tile shift (dx, dy in px) best carries frame a's map area onto frame b's."""
+    a, b = a[:49, :63].astype(float), b[:49, :63].astype(float)  # 7 x 9 map tiles; the rest is the status bar
+    err = {}
+    for dx in (-7, 0, 7):
+        for dy in (-7, 0, 7):
+            A = a[:, dx:] if dx >= 0 else a[:, :63 + dx]
+            B = b[:, :63 - dx] if dx >= 0 else b[:, -dx:]
+            A, B = (A[dy:], B[:49 - dy]) if dy >= 0 else (A[:49 + dy], B[-dy:])
+            err[(dx, dy)] = np.abs(A - B).mean()
+    return min(err, key=err.get)
+
+
+@pytest.mark.timeout(120)
+def test_a_held_key_scrolls_the_view_its_way(bundle):
+    """Walking moves the map one tile per step in the key's direction (start 3 is open ground), never
+    the other way; standing still keeps it."""
+    want = {"move_left": (-7, 0), "move_right": (7, 0), "move_up": (0, -7), "move_down": (0, 7), "noop": (0, 0)}
+    for action, need in (("move_up", 4), ("move_down", 4), ("move_left", 2), ("move_right", 1), ("noop", 5)):
+        s = WorldSession(bundle, "cpu")
+        events = s.start({"fps": 0, "actions": [action] * 6, "start": 3, "seed": 0})
+        while not s.done:
+            events += s.step()
+        fr = [f["frame"] for f in frames_of(events)]
+        shifts = [_tile_shift(fr[i], fr[i + 1]) for i in range(len(fr) - 1)]
+        opposite = tuple(-v for v in want[action])
+        assert shifts.count(want[action]) >= need, (action, shifts)
+        assert action == "noop" or opposite not in shifts, (action, shifts)
