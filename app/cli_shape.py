@@ -16,17 +16,11 @@ import numpy as np
 
 
 def read_sketch(path: str | Path) -> np.ndarray:
-    """An image file -> (H, W, 4) uint8; ValueError with a plain sentence when it is not an image."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file -> (H, W, 4) uint8; ValueError (SketchFileError) with a plain sentence when it is
+    not a usable sketch (app/sketch_files.py: limits, damaged files, empty drawings)."""
+    from app.sketch_files import load_sketch
 
-    p = Path(path)
-    if not p.exists():
-        raise ValueError(f"sketch file {p} does not exist")
-    try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGBA"))
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{p} is not an image this tool reads: {e}") from None
+    return load_sketch(path)
 
 
 def add_parser(sub) -> str:

@@ -266,13 +266,12 @@ class ShapePanel(Panel):
             self.mode_box.setCurrentText("both" if self.prompt.text().strip() else "sketch")
 
     def load_sketch(self, path: str | Path) -> None:
-        from PIL import Image, UnidentifiedImageError
+        from app.sketch_files import SketchFileError, load_sketch
 
         try:
-            with Image.open(path) as im:
-                img = np.asarray(im.convert("RGBA"))
-        except (OSError, UnidentifiedImageError) as e:
-            self.error_box.show_error(f"Could not open the sketch image {Path(path).name}: {e}")
+            img = load_sketch(path)
+        except SketchFileError as e:
+            self.error_box.show_error(str(e))
             return
         self.pad.load_image(img)
 

@@ -8,6 +8,9 @@ Written here (not a library) because it is ~200 lines and the import needs plain
 """
 from __future__ import annotations
 
+import io
+import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +24,15 @@ SCALE = 100.0  # metres -> centimetres in the file
 BVH_JOINTS = [0, 1, 2, 6, 7, 12, 13, 3, 4, 5, 9, 10, 11]  # rig joints with a rotation, in the file's (depth-first) order
 END_SITES = {2: (0.0, 0.28, 0.0), 5: (0.13, -0.05, 0.0), 11: (0.13, -0.05, 0.0), 7: tuple(rig.OFFSETS[8]),
              13: tuple(rig.OFFSETS[14])}
-MAX_BYTES = 64 * 2**20
+# Limits on an imported file, checked before the work they bound (a mocap take of several minutes
+# at 120 fps fits; a file past them is refused with a sentence that names the limit).
+MAX_BYTES = 64 * 2**20  # characters of text
+MAX_HIERARCHY_CHARS = 1 * 2**20
+MAX_JOINTS = 256  # joints and end sites
+MAX_DEPTH = 64  # joint nesting
+MAX_FRAMES = 100_000
+MAX_VALUES = 6_000_000  # frames x channels
+MAX_POSES = 2_000_000  # frames x (joints + end sites): what clip.points() computes
 
 
 class BVHError(ValueError):
@@ -152,25 +163,100 @@ class BVHClip:
         return rig.pose_to_channels(torch.from_numpy(trans / SCALE), torch.from_numpy(full)).float().numpy()
 
 
+def _quote(tok: str, n: int = 24) -> str:
+    """A bit of the file for a message: printable, short, quoted."""
+    t = "".join(c if c.isprintable() else "?" for c in tok[:n + 1])
+    return f"'{t[:n - 1]}…'" if len(t) > n else f"'{t}'"
+
+
+_LINE = re.compile(r"\S[^\n]*")  # from the first non-blank character of a line to its end
+
+
+def _content_lines(text: str, pos: int, line: int):
+    """(line number, end position, stripped text) of each non-blank line from `pos` on (`line` is pos's
+    line number); blank lines are skipped by the regex engine, so a million empty lines cost milliseconds."""
+    for mm in _LINE.finditer(text, pos):
+        line += text.count("\n", pos, mm.start())
+        pos = mm.start()
+        yield line, mm.end(), mm.group().strip()
+
+
 def parse(text: str) -> BVHClip:
-    """Read BVH text. Raises BVHError with a plain reason and line number."""
+    """Read BVH text. Raises BVHError with a plain one-line reason (and the line number) for anything it
+    cannot read, and refuses files past the limits (MAX_BYTES, MAX_JOINTS, MAX_DEPTH, MAX_FRAMES,
+    MAX_VALUES, MAX_POSES) before doing the work. The MOTION block is read by numpy in one pass."""
     if not isinstance(text, str):
         raise BVHError("the file is not text")
     if len(text) > MAX_BYTES:
         raise BVHError(f"the file is too large ({len(text) / 2**20:.0f} MB; at most {MAX_BYTES // 2**20} MB)")
-    lines = text.splitlines()
-    toks: list[tuple[str, int]] = []
-    motion_at = None
-    for i, line in enumerate(lines):
-        if line.strip().upper().startswith("MOTION"):
-            motion_at = i
-            break
-        toks += [(t, i + 1) for t in line.replace("{", " { ").replace("}", " } ").split()]
-    if not toks or toks[0][0].upper() != "HIERARCHY":
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    m = re.search(r"^[ \t\f\v]*MOTION", text, re.M | re.I)
+    hierarchy = text if m is None else text[:m.start()]
+    first = hierarchy[:4096].split(None, 1)
+    if not first or first[0].upper() != "HIERARCHY":
         raise BVHError("it does not start with HIERARCHY (is this a BVH file?)")
-    if motion_at is None:
+    if m is None:
         raise BVHError("there is no MOTION section")
-    names, parents, offsets, channels = [], [], [], []
+    if len(hierarchy) > MAX_HIERARCHY_CHARS:
+        raise BVHError(f"the HIERARCHY section is {len(hierarchy) // 1024:,} KB long; at most "
+                       f"{MAX_HIERARCHY_CHARS // 1024:,} KB are read")
+    names, parents, offsets, channels = _parse_hierarchy(hierarchy)
+    n_values = sum(len(c) for c in channels)
+    if n_values == 0:
+        raise BVHError("the hierarchy has no channels, so there is no motion to play")
+    motion_line = hierarchy.count("\n") + 1  # line number of the MOTION line
+
+    nl = text.find("\n", m.end())  # the rest of the MOTION line is ignored
+    meta: dict[str, float] = {}
+    body_at, body_line = len(text), motion_line
+    if nl >= 0:
+        for ln, end, s in _content_lines(text, nl + 1, motion_line + 1):
+            key, _, val = s.partition(":")
+            key = key.strip().lower()
+            if key not in ("frames", "frame time"):
+                raise BVHError(f"expected 'Frames:' and 'Frame Time:' after MOTION, found {_quote(s, 40)} (line {ln})")
+            try:
+                meta[key] = float(val)
+            except ValueError:
+                raise BVHError(f"{_quote(val.strip())} after '{key}:' is not a number (line {ln})") from None
+            if len(meta) == 2:
+                body_at, body_line = end + 1, ln + 1
+                break
+    if len(meta) < 2:
+        raise BVHError("the MOTION section lacks 'Frames:' or 'Frame Time:'")
+    frames, ft = meta["frames"], meta["frame time"]
+    if not np.isfinite(frames) or frames != int(frames):
+        raise BVHError(f"'Frames:' must be a whole number of frames, found {frames:g}")
+    n_frames = int(frames)
+    if n_frames <= 0:
+        raise BVHError("the file has no frames")
+    if not (0 < ft <= 1):
+        raise BVHError(f"frame time {ft:g} s is not plausible (it must be above 0 and at most 1 second)")
+    if n_frames > MAX_FRAMES:
+        raise BVHError(f"the file has {n_frames:,} frames; at most {MAX_FRAMES:,} are read")
+    if n_frames * n_values > MAX_VALUES:
+        raise BVHError(f"the file has {n_frames:,} frames of {n_values} values; at most {MAX_VALUES:,} values are "
+                       f"read (about {MAX_VALUES // n_values:,} frames of this skeleton)")
+    if n_frames * len(names) > MAX_POSES:
+        raise BVHError(f"the file has {n_frames:,} frames of {len(names)} joints; at most {MAX_POSES:,} joint poses "
+                       f"are read (about {MAX_POSES // len(names):,} frames of this skeleton)")
+    motion = _read_motion(text, body_at, body_line, n_frames, n_values)
+    return BVHClip(names, parents, np.array(offsets, np.float64), channels, ft, motion)
+
+
+_CHANNELS = {c.lower(): c for c in ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")}
+
+
+def _parse_hierarchy(hierarchy: str):
+    """HIERARCHY text -> names, parents, offsets, channels; iterative, so any depth is a message, not a crash."""
+    toks: list[tuple[str, int]] = []
+    for i, line in enumerate(hierarchy.split("\n")):
+        toks += [(t, i + 1) for t in line.replace("{", " { ").replace("}", " } ").split()]
+    names: list[str] = []
+    parents: list[int] = []
+    offsets: list[list[float]] = []
+    channels: list[list[str]] = []
     pos = 1
 
     def take(expect: str | None = None) -> tuple[str, int]:
@@ -180,23 +266,30 @@ def parse(text: str) -> BVHClip:
         t = toks[pos]
         pos += 1
         if expect is not None and t[0].upper() != expect.upper():
-            raise BVHError(f"expected '{expect}' but found '{t[0]}' on line {t[1]}")
+            raise BVHError(f"expected '{expect}' but found {_quote(t[0])} on line {t[1]}")
         return t
 
     def number(t: tuple[str, int]) -> float:
         try:
             v = float(t[0])
         except ValueError:
-            raise BVHError(f"'{t[0]}' on line {t[1]} is not a number") from None
+            raise BVHError(f"{_quote(t[0])} on line {t[1]} is not a number") from None
         if not np.isfinite(v):
-            raise BVHError(f"non-finite number on line {t[1]}")
+            raise BVHError(f"a number on line {t[1]} is not finite (NaN or infinity)")
         return v
 
-    def joint(parent: int, end: bool = False) -> None:
-        name = "end" if end else take()[0]
+    stack: list[int] = []  # open joints, innermost last
+
+    def open_joint(parent: int, end: bool) -> None:
         if end:
             take("Site")
             name = f"{names[parent]}_end"
+        else:
+            name = take()[0]
+        if len(names) >= MAX_JOINTS:
+            raise BVHError(f"the hierarchy has more than {MAX_JOINTS} joints and end sites")
+        if len(stack) >= MAX_DEPTH:
+            raise BVHError(f"the hierarchy nests joints more than {MAX_DEPTH} levels deep")
         j = len(names)
         names.append(name)
         parents.append(parent)
@@ -206,73 +299,63 @@ def parse(text: str) -> BVHClip:
         chans: list[str] = []
         if not end:
             t = take("CHANNELS")
-            n = int(number(take()))
-            if n < 0 or n > 6:
-                raise BVHError(f"joint '{name}' has {n} channels on line {t[1]} (0 to 6 allowed)")
-            for _ in range(n):
+            c, ln = take()
+            if not (c.isdecimal() and len(c) <= 2 and int(c) <= 6):
+                raise BVHError(f"joint {_quote(name)} has {_quote(c)} channels on line {t[1]} (0 to 6 allowed)")
+            for _ in range(int(c)):
                 c, ln = take()
-                if c.lower() not in ("xposition", "yposition", "zposition", "xrotation", "yrotation", "zrotation"):
-                    raise BVHError(f"unknown channel '{c}' on line {ln}")
-                chans.append(c[0].upper() + c[1:].lower())
+                if c.lower() not in _CHANNELS:
+                    raise BVHError(f"unknown channel {_quote(c)} on line {ln}")
+                chans.append(_CHANNELS[c.lower()])
         channels.append(chans)
-        while True:
-            t, ln = take()
-            if t == "}":
-                return
-            if t.upper() == "JOINT":
-                joint(j)
-            elif t.upper() == "END":
-                joint(j, end=True)
-            else:
-                raise BVHError(f"unexpected '{t}' on line {ln}")
+        stack.append(j)
 
     take("ROOT")
-    joint(-1)
-    n_values = sum(len(c) for c in channels)
-    body = [ln for ln in lines[motion_at + 1:]]
-    meta: dict[str, float] = {}
-    k = 0
-    while k < len(body) and len(meta) < 2:
-        s = body[k].strip()
-        k += 1
-        if not s:
-            continue
-        key, _, val = s.partition(":")
-        key = key.strip().lower()
-        if key not in ("frames", "frame time"):
-            raise BVHError(f"expected 'Frames:' and 'Frame Time:' after MOTION, found '{s[:40]}' (line {motion_at + 1 + k})")
-        try:
-            meta[key] = float(val)
-        except ValueError:
-            raise BVHError(f"'{val.strip()}' after '{key}:' is not a number (line {motion_at + 1 + k})") from None
-    if len(meta) < 2:
-        raise BVHError("the MOTION section lacks 'Frames:' or 'Frame Time:'")
-    n_frames, ft = int(meta["frames"]), meta["frame time"]
-    if n_frames <= 0:
-        raise BVHError("the file has no frames")
-    if not (0 < ft <= 1):
-        raise BVHError(f"frame time {ft} s is not plausible")
-    rows = [r for r in body[k:] if r.strip()]
-    if len(rows) < n_frames:
-        raise BVHError(f"the file says {n_frames} frames but has {len(rows)} (truncated?)")
+    open_joint(-1, False)
+    while stack:
+        t, ln = take()
+        if t == "}":
+            stack.pop()
+        elif t.upper() == "JOINT":
+            open_joint(stack[-1], False)
+        elif t.upper() == "END":
+            open_joint(stack[-1], True)
+        else:
+            raise BVHError(f"unexpected {_quote(t)} on line {ln}")
+    return names, parents, offsets, channels
+
+
+def _read_motion(text: str, at: int, line0: int, n_frames: int, n_values: int) -> np.ndarray:
+    """The frame rows from text[at:] -> (n_frames, n_values) float64; numpy's C reader on the fast path,
+    a row-by-row look only to say where a broken file breaks."""
     try:
-        motion = np.array([[float(v) for v in r.split()] for r in rows[:n_frames]], dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data" is reported below as truncated
+            motion = np.loadtxt(io.StringIO(text[at:]), dtype=np.float64, ndmin=2, comments=None, max_rows=n_frames)
     except ValueError:
-        bad = next(i for i, r in enumerate(rows) if not _floats(r))
-        raise BVHError(f"frame {bad + 1} has a value that is not a number (line {motion_at + 1 + k + bad + 1})") from None
-    except Exception:
         motion = None
-    if motion is None or motion.ndim != 2 or motion.shape[1] != n_values:
-        counts = {len(r.split()) for r in rows[:n_frames]}
-        raise BVHError(f"each frame needs {n_values} values for this hierarchy, found {sorted(counts)[:3]}")
+    if motion is None or motion.shape[0] < n_frames or motion.shape[1] != n_values:
+        _diagnose(text, at, line0, n_frames, n_values)  # raises with the row at fault
+        raise BVHError(f"the frames could not be read as {n_values} numbers each")  # rows numpy alone refuses
     if not np.isfinite(motion).all():
-        raise BVHError("the motion contains non-finite values")
-    return BVHClip(names, parents, np.array(offsets, np.float64), channels, ft, motion)
+        bad = int(np.nonzero(~np.isfinite(motion).all(1))[0][0])
+        raise BVHError(f"frame {bad + 1} has a value that is not finite (NaN or infinity)")
+    return motion
 
 
-def _floats(row: str) -> bool:
-    try:
-        [float(v) for v in row.split()]
-        return True
-    except ValueError:
-        return False
+def _diagnose(text: str, at: int, line0: int, n_frames: int, n_values: int) -> None:
+    row = 0
+    for ln, _, s in _content_lines(text, at, line0):
+        vals = s.split()
+        row += 1
+        for v in vals:
+            try:
+                float(v)
+            except ValueError:
+                raise BVHError(f"frame {row} has a value that is not a number: {_quote(v)} (line {ln})") from None
+        if len(vals) != n_values:
+            raise BVHError(f"each frame needs {n_values} values for this hierarchy; frame {row} has {len(vals)} "
+                           f"(line {ln})")
+        if row == n_frames:
+            return
+    raise BVHError(f"the file says {n_frames:,} frame{'s' * (n_frames != 1)} but has {row:,} (truncated?)")

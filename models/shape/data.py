@@ -369,8 +369,19 @@ def prepare_user_sketch(img: np.ndarray) -> np.ndarray:
     """A drawing from the sketch pad or an image file -> the model's (64, 64) framing.
     img: (H, W) or (H, W, 3|4) uint8 / float, dark ink on a light background or ink in alpha."""
     a = np.asarray(img)
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating) or a.dtype == bool):
+        raise ValueError("a sketch must be an image of numbers")
+    if a.size == 0:
+        raise ValueError("the sketch is empty: draw something first")
     if a.dtype == np.uint8:
         a = a.astype(np.float32) / 255.0
+    else:
+        a = a.astype(np.float32)
+        finite = np.isfinite(a)
+        if not finite.any():
+            raise ValueError("the sketch holds no numbers (every value is NaN or infinite): draw it again")
+        if not finite.all():
+            raise ValueError("the sketch has values that are not numbers (NaN or infinity)")
     if a.ndim == 3:
         if a.shape[2] == 4 and a[..., 3].min() < 0.99:  # transparent background: ink is the alpha
             ink = a[..., 3] * (1 - a[..., :3].mean(-1) * 0.5)
