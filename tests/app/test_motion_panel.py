@@ -121,7 +121,7 @@ def test_skeleton_view_renders(qtbot):
 
 
 def test_cli_spreads_commands_over_the_take():
-    from app.cli_motion import parse_commands
+    from app.cli.motion import parse_commands
 
     assert parse_commands("walk forward; turn left; jump", 9) == [[0.0, "walk forward"], [3.0, "turn left"], [6.0, "jump"]]
     assert parse_commands("walk; 4.5: jump", 10) == [[0.0, "walk"], [4.5, "jump"]]

@@ -47,7 +47,7 @@ def test_emotion_names_summary_and_parsing():
 
 def test_cli_rejects_bad_arguments_before_starting_an_engine(capsys, tmp_path):
     from app.cli import main
-    from app.cli_speech import build_params
+    from app.cli.speech import build_params
 
     cases = [(["--emotion", "joy=1"], "unknown emotion 'joy'; the emotions are: happy, angry"),
              (["--emotion", "happy"], "expected NAME=VALUE, e.g. happy=0.8; got 'happy'"),

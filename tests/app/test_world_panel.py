@@ -82,7 +82,7 @@ def test_recording_writes_playable_files(tmp_path):
 
 
 def test_cli_actions_file(tmp_path):
-    from app.cli_world import read_actions
+    from app.cli.world import read_actions
 
     f = tmp_path / "a.txt"
     f.write_text("# walk\nmove_right 3\ndo x2\nmake_iron_pickaxe\n0\n")

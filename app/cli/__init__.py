@@ -3,7 +3,7 @@
     weft-cli status
     weft-cli icon "a rocket" -n 4 -o out/
 
-Each panel adds a subcommand module (app/cli_<panel>.py) exposing `add_parser(subparsers)` and
+Each panel adds a subcommand module (app/cli/<panel>.py) exposing `add_parser(subparsers)` and
 `run(args, client) -> int`; it is listed in COMMANDS. No Qt and no torch are imported here: jobs
 run in an engine process:
 - by default the user's shared engine (the studio's when it is open, else one started by the first
@@ -20,7 +20,7 @@ import importlib.util
 import json
 import sys
 
-COMMANDS = ["app.cli_icon", "app.cli_shape", "app.cli_motion", "app.cli_speech", "app.cli_world"]
+COMMANDS = ["app.cli.icon", "app.cli.shape", "app.cli.motion", "app.cli.speech", "app.cli.world"]
 
 
 def _modules():
