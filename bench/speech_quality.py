@@ -6,15 +6,15 @@
    --n held-out sentences spoken by the model (voice joe, neutral, automatic duration) and by the
    teacher (its held-out clips from the data script). Both references and transcripts go through
    the same front end (numbers as words, no punctuation) before jiwer's WER. Also the *vocoder
-   ceiling*: the teacher's clip analysed into the model's own features (world.analyze with as many
-   envelopes per frame as the model has) and resynthesised by world.synthesize — what a perfect
+   ceiling*: the teacher's clip analysed into the model's own features (vocoder.analyze with as many
+   envelopes per frame as the model has) and resynthesised by vocoder.synthesize — what a perfect
    acoustic model would score with this vocoder and Harvest's voicing (--no-ceiling skips it). Since
    session 11 the model scores below it: Harvest leaves most frames of voiced obstruents unvoiced,
    while the model's voicing rule voices them (models/speech/CARD.md).
 2. Duration control: for held-out sentences, targets of 0.7x, 1.0x and 1.4x the automatic length
    plus fixed 2.5 s / 4 s; mean |actual - target| / target.
 3. Emotion control: every emotion at alpha 1 (and neutral) on --n-emotion sentences; from the
-   *audio* (WORLD Harvest on the waveform with world.repair_f0, not the model's frames — DIO
+   *audio* (WORLD Harvest on the waveform with vocoder.repair_f0, not the model's frames — DIO
    doubles this voice's pitch on many frames): pitch mean (median, semitones against neutral), pitch
    range (interquartile range of voiced semitones / 1.349, a std that ignores the tracker's stray
    frames; ratio), energy (RMS dB), rate (words per second, ratio). Each change is checked against the direction its prosody profile defines.
@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.speech import frontend, prosody, world  # noqa: E402
+from models.speech import frontend, prosody, vocoder  # noqa: E402
 
 
 def speak(bundle, text: str, **params) -> np.ndarray:
@@ -68,8 +68,8 @@ def words_only(text: str) -> str:
 
 def resynthesize(audio: np.ndarray, sub: int = 2) -> np.ndarray:
     """16 kHz audio -> the model's features (WORLD analysis with `sub` envelopes per 10 ms frame, as
-    world.n_sub counts them) -> WORLD synthesis."""
-    return world.synthesize(world.pack(world.analyze(np.asarray(audio, np.float64), sub=sub)))
+    vocoder.n_sub counts them) -> WORLD synthesis."""
+    return vocoder.synthesize(vocoder.pack(vocoder.analyze(np.asarray(audio, np.float64), sub=sub)))
 
 
 def wer_block(bundle, texts, teacher_wavs, n, ceiling: bool = True) -> dict:
@@ -77,7 +77,7 @@ def wer_block(bundle, texts, teacher_wavs, n, ceiling: bool = True) -> dict:
     import soundfile as sf
 
     asr = whisper()
-    sub = world.n_sub(np.zeros((1, bundle.cfg.n_feat)))  # the ceiling in the model's own features
+    sub = vocoder.n_sub(np.zeros((1, bundle.cfg.n_feat)))  # the ceiling in the model's own features
     refs, ours, theirs, resyn = [], [], [], []
     for k, text in enumerate(texts[:n]):
         refs.append(words_only(text))
@@ -98,11 +98,11 @@ def wer_block(bundle, texts, teacher_wavs, n, ceiling: bool = True) -> dict:
 def duration_block(bundle, texts) -> dict:
     errs = []
     for text in texts:
-        auto = len(speak(bundle, text)) / world.FS
+        auto = len(speak(bundle, text)) / vocoder.FS
         for target in (0.7 * auto, auto, 1.4 * auto, 2.5, 4.0):
             target = float(np.clip(target, 0.3, 60))
             try:
-                got = len(speak(bundle, text, duration="seconds", seconds=target)) / world.FS
+                got = len(speak(bundle, text, duration="seconds", seconds=target)) / vocoder.FS
             except Exception:  # too short for this text: ParamError, not a measurement
                 continue
             errs.append(abs(got - target) / target)
@@ -110,16 +110,16 @@ def duration_block(bundle, texts) -> dict:
 
 
 def measure(audio: np.ndarray, n_words: int) -> dict:
-    pw = world.pyworld()
+    pw = vocoder.pyworld()
     x = audio.astype(np.float64)
-    f0, t = pw.harvest(x, world.FS, f0_floor=60, f0_ceil=500, frame_period=10)
-    f0 = world.repair_f0(pw.stonemask(x, f0, t, world.FS))
+    f0, t = pw.harvest(x, vocoder.FS, f0_floor=60, f0_ceil=500, frame_period=10)
+    f0 = vocoder.repair_f0(pw.stonemask(x, f0, t, vocoder.FS))
     st = 12 * np.log2(f0[f0 > 0] / 100.0)
     frame = x[: len(x) // 160 * 160].reshape(-1, 160)
     e = 10 * np.log10((frame ** 2).mean(1) + 1e-10)
     active = e > e.max() - 35
     return {"pitch": float(np.median(st)) if len(st) else 0.0, "range": float(np.subtract(*np.percentile(st, [75, 25])) / 1.349) if len(st) > 2 else 0.0,
-            "energy": float(10 * np.log10((frame[active] ** 2).mean() + 1e-10)), "rate": n_words / (len(x) / world.FS)}
+            "energy": float(10 * np.log10((frame[active] ** 2).mean() + 1e-10)), "rate": n_words / (len(x) / vocoder.FS)}
 
 
 def emotion_block(bundle, texts) -> dict:
@@ -159,11 +159,11 @@ def examples(bundle, out: Path) -> list[str]:
     for name, emo in takes:
         a = speak(bundle, text, emotion=emo)
         f = out / f"{name}.wav"
-        sf.write(f, a, world.FS, subtype="PCM_16")
+        sf.write(f, a, vocoder.FS, subtype="PCM_16")
         files.append(str(f))
         rows.append((name, a))
     a = speak(bundle, "Numbers read well: it costs $12.50 at 3:30 on May 4th.", voice="jo")
-    sf.write(out / "jo_numbers.wav", a, world.FS, subtype="PCM_16")
+    sf.write(out / "jo_numbers.wav", a, vocoder.FS, subtype="PCM_16")
     files.append(str(out / "jo_numbers.wav"))
     # spectrogram picture: one row per take (STFT magnitude, 0-8 kHz, 70 dB range)
     pics = []

@@ -40,7 +40,7 @@ def pct(xs, q):
 def in_process(texts: list[str]) -> dict:
     import torch
 
-    from models.speech import stream, world
+    from models.speech import stream, vocoder
 
     torch.set_num_threads(1)
     b = stream.SpeechBundle.from_file()
@@ -49,7 +49,7 @@ def in_process(texts: list[str]) -> dict:
     while not s.done:
         s.step()
     firsts, rtfs, synth_share = [], [], []
-    orig_push = world.StreamingSynth.push
+    orig_push = vocoder.StreamingSynth.push
     synth_t = [0.0]
 
     def timed_push(self, frames, final=False):
@@ -58,7 +58,7 @@ def in_process(texts: list[str]) -> dict:
             return orig_push(self, frames, final)
         finally:
             synth_t[0] += time.perf_counter() - t
-    world.StreamingSynth.push = timed_push
+    vocoder.StreamingSynth.push = timed_push
     try:
         for text in texts:
             synth_t[0] = 0.0
@@ -77,7 +77,7 @@ def in_process(texts: list[str]) -> dict:
             rtfs.append(wall / secs)
             synth_share.append(synth_t[0] / wall)
     finally:
-        world.StreamingSynth.push = orig_push
+        vocoder.StreamingSynth.push = orig_push
     return {"first_audio_ms_p50": round(1000 * pct(firsts, 50)), "first_audio_ms_p90": round(1000 * pct(firsts, 90)),
             "rtf_p50": pct(rtfs, 50), "rtf_p90": pct(rtfs, 90), "synthesis_share_of_time": pct(synth_share, 50)}
 

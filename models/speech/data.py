@@ -12,11 +12,11 @@ model's runtime code. Piper returns per-phoneme sample counts; phonemes are grou
 the spaces, giving each word's duration and the length of its trailing pause (punctuation phoneme
 plus the following gap).
 
-Each clip is resampled to 16 kHz and analysed with WORLD (world.py) into 10 ms frames, each with
-the envelope and aperiodicity of the 5 ms half-frame after it (world.N_MID: synthesis needs the
+Each clip is resampled to 16 kHz and analysed with WORLD (vocoder.py) into 10 ms frames, each with
+the envelope and aperiodicity of the 5 ms half-frame after it (vocoder.N_MID: synthesis needs the
 envelope at 5 ms; corpora before speech model v5 have 10 ms frames only), pitch by
 Harvest with its outliers repaired (`--f0 dio` was the tracker of speech model v3: it doubles this
-voice's pitch on many frames, see world.analyze). A corpus built before the repair existed is
+voice's pitch on many frames, see vocoder.analyze). A corpus built before the repair existed is
 repaired in place with `--repair-f0` (pitch and voicing only). Emotions and
 the second voice are *not* rendered here: prosody.py applies them to the frames on the fly while
 training, so every epoch sees new strengths and mixtures.
@@ -43,11 +43,11 @@ from pathlib import Path
 import numpy as np
 
 from models.common.paths import cache_dir
-from models.speech import frontend, world
+from models.speech import frontend, vocoder
 
 STEP = 2  # frames per model step (20 ms)
-F0_METHOD = "harvest"  # --f0 (world.analyze)
-SUB = 2  # --sub: envelopes per 10 ms frame (world.n_sub; 2 = v5's mid-frames, 4 = every 2.5 ms)
+F0_METHOD = "harvest"  # --f0 (vocoder.analyze)
+SUB = 2  # --sub: envelopes per 10 ms frame (vocoder.n_sub; 2 = v5's mid-frames, 4 = every 2.5 ms)
 TEACHER_SR = 22050
 
 
@@ -190,14 +190,14 @@ def process(job: tuple[int, str, float]) -> tuple[int, str, dict | None]:
         return i, "teacher words do not map onto ours", None
     durs, pauses = times
     x = resample_poly(audio.astype(np.float64), 320, 441)
-    feats = world.pack(world.analyze(x, F0_METHOD, sub=SUB))
-    bounds = np.round(np.cumsum(durs) / (world.FRAME_MS / 1000) / STEP).astype(int) * STEP
+    feats = vocoder.pack(vocoder.analyze(x, F0_METHOD, sub=SUB))
+    bounds = np.round(np.cumsum(durs) / (vocoder.FRAME_MS / 1000) / STEP).astype(int) * STEP
     wf = np.diff(np.concatenate([[0], bounds]))
     if (wf <= 0).any():
         return i, "word shorter than one step", None
     T = int(bounds[-1])
     feats = feats[:T] if len(feats) >= T else np.concatenate([feats, np.repeat(feats[-1:], T - len(feats), 0)])
-    pf = np.minimum(np.round(np.asarray(pauses) / (world.FRAME_MS / 1000)).astype(int), wf)
+    pf = np.minimum(np.round(np.asarray(pauses) / (vocoder.FRAME_MS / 1000)).astype(int), wf)
     return i, "ok", dict(text=s, frames=feats.astype(np.float16), word_frames=wf, pause_frames=pf,
                          ids=np.asarray(enc.ids, np.int16), spans=np.asarray(enc.words, np.int16),
                          length_scale=ls, audio=x.astype(np.float32))
@@ -245,15 +245,15 @@ def to_phonemes(z: dict, spell_p: float = 0.0, seed: int = 0) -> dict:
 
 
 def repair_split(z: dict) -> tuple[dict, float, float]:
-    """A built split with its pitch tracks repaired (world.repair_f0, per utterance): log-F0 and
+    """A built split with its pitch tracks repaired (vocoder.repair_f0, per utterance): log-F0 and
     voicing change, nothing else. Returns (split, voiced share before, after)."""
     fr = z["frames"].astype(np.float32)
     off = z["frame_off"]
     before = float((fr[:, 1] > 0.5).mean())
     for a, b in zip(off[:-1], off[1:]):
         f = fr[a:b]
-        f0 = world.repair_f0(np.exp(f[:, 0].astype(np.float64)) * (f[:, 1] > 0.5))
-        f[:, 0], f[:, 1] = world.interp_lf0(f0), (f0 > 0)
+        f0 = vocoder.repair_f0(np.exp(f[:, 0].astype(np.float64)) * (f[:, 1] > 0.5))
+        f[:, 0], f[:, 1] = vocoder.interp_lf0(f0), (f0 > 0)
     out = dict(z)
     out["frames"] = fr.astype(np.float16)
     return out, before, float((fr[:, 1] > 0.5).mean())
@@ -269,10 +269,10 @@ def main(argv=None) -> int:
     p.add_argument("--phonemes", action="store_true",
                    help="no synthesis: write phoneme versions of the built splits (in --out or the cache dir) to its "
                         "phon/ folder (lexicon.py)")
-    p.add_argument("--f0", choices=("dio", "harvest"), default="harvest", help="WORLD pitch tracker for the corpus (world.analyze)")
+    p.add_argument("--f0", choices=("dio", "harvest"), default="harvest", help="WORLD pitch tracker for the corpus (vocoder.analyze)")
     p.add_argument("--repair-f0", action="store_true",
                    help="no synthesis: repair the pitch tracks of the built splits in place, and of phon/ if there "
-                        "(world.repair_f0; a corpus built before the repair existed)")
+                        "(vocoder.repair_f0; a corpus built before the repair existed)")
     p.add_argument("--sub", type=int, choices=(1, 2, 4), default=2,
                    help="envelopes per 10 ms frame: 2 = mid-frames (speech model v5), 4 = every 2.5 ms (a higher vocoder ceiling)")
     p.add_argument("--spell", type=float, default=0.1, help="with --phonemes: share of training words kept as letters")
@@ -322,8 +322,8 @@ def main(argv=None) -> int:
     wd = out / "test_wavs"
     wd.mkdir(exist_ok=True)
     for k, it in enumerate(test):
-        sf.write(wd / f"{k:04d}.wav", it["audio"], world.FS)
-    secs = np.array([len(it["frames"]) * world.FRAME_MS / 1000 for it in train + test])
+        sf.write(wd / f"{k:04d}.wav", it["audio"], vocoder.FS)
+    secs = np.array([len(it["frames"]) * vocoder.FRAME_MS / 1000 for it in train + test])
     print(f"kept {len(train)} train + {len(test)} test; rejected: " +
           ", ".join(f"{r}: {n}" for r, n in reasons.items() if r != "ok"))
     print(f"hours: {secs.sum() / 3600:.2f}; clip seconds p10/p50/p90/max: " +

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.common.transformer import Transformer, TransformerConfig
-from models.speech import frontend, world
+from models.speech import frontend, vocoder
 
 N_POS = 6  # position features per step
 
@@ -40,7 +40,7 @@ class SpeechConfig:
     n_layer: int = 4
     n_head: int = 4
     step: int = 2  # frames per decoder step
-    n_feat: int = world.N_FEAT
+    n_feat: int = vocoder.N_FEAT
     max_steps: int = 1024  # longest sentence the decoder cache holds (20 s)
     vuv_layers: int = 2  # non-autoregressive voicing planner
     vuv_dropout: float = 0.0  # the planner's own dropout (it overfits: held-out BCE 0.69 against 0.2-0.3 training)
@@ -51,7 +51,7 @@ class SpeechConfig:
     dropout: float = 0.0
     char_align: bool = False  # a character-share head places the decoder inside each word (align.py)
     phonemes: bool = False  # input: lexicon phonemes for known words, letters for the rest (frontend.encode)
-    # inference only: envelope postfilter (world.sharpen) chosen on held-out WER for this model; the
+    # inference only: envelope postfilter (vocoder.sharpen) chosen on held-out WER for this model; the
     # L1-regressed envelopes are over-smooth and 1.0 plays them as predicted
     sharpen: float = 1.0
 
@@ -241,13 +241,13 @@ class SpeechModel(nn.Module):
     @staticmethod
     def _delta_loss(out: torch.Tensor, tgt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """L1 of the envelope's frame-to-frame change, on the sub-frame grid when frames carry
-        sub-frames (world.n_sub; v5's mid-frames: 5 ms)."""
+        sub-frames (vocoder.n_sub; v5's mid-frames: 5 ms)."""
         B, T, n = out.shape
-        K = 1 + (n - world.N_FEAT) // world.N_MID
+        K = 1 + (n - vocoder.N_FEAT) // vocoder.N_MID
         if K > 1:  # frame t, its sub-frames, frame t+1, ...
             def grid(x):
-                subs = x[..., world.N_FEAT:].reshape(B, T, K - 1, world.N_MID)
-                return torch.cat([x[..., None, 2:world.N_FEAT], subs], 2).reshape(B, K * T, world.N_MID)
+                subs = x[..., vocoder.N_FEAT:].reshape(B, T, K - 1, vocoder.N_MID)
+                return torch.cat([x[..., None, 2:vocoder.N_FEAT], subs], 2).reshape(B, K * T, vocoder.N_MID)
             m = mask.repeat_interleave(K, 1)
         else:
             def grid(x):

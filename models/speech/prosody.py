@@ -7,14 +7,14 @@ speech at random strengths and mixtures. The acoustic model learns to produce th
 8-value vector; it never hears acted emotional speech. A vector mixes profiles: additive parameters
 add with their weights, multiplicative ones multiply as powers.
 
-Everything works on 10 ms frames (world.py) and word durations, so the labels (the vector) and the
+Everything works on 10 ms frames (vocoder.py) and word durations, so the labels (the vector) and the
 targets (the transformed frames and durations) stay consistent.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from models.speech import world
+from models.speech import vocoder
 
 EMOTIONS = ("happy", "angry", "sad", "afraid", "disgusted", "melancholic", "surprised", "calm")
 
@@ -109,11 +109,11 @@ def retime(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray
            step: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Stretch each word's speech part by 1/tempo and its trailing pause by pause/tempo; every new
     word length is a multiple of `step` frames. Returns (frames, word_frames). Frames with sub-frames
-    (world.n_sub K > 1: v5's mid-frames, K = 2) have their envelopes resampled on the 10/K ms grid
+    (vocoder.n_sub K > 1: v5's mid-frames, K = 2) have their envelopes resampled on the 10/K ms grid
     (frame, sub-frames, frame, ...), so a sub-frame stays where it belongs between its frames."""
-    base = frames[:, :world.N_FEAT]
-    K = world.n_sub(frames)
-    envk = world.envelopes(frames) if K > 1 else None  # (K T, N_MID)
+    base = frames[:, :vocoder.N_FEAT]
+    K = vocoder.n_sub(frames)
+    envk = vocoder.envelopes(frames) if K > 1 else None  # (K T, N_MID)
     out, outk, lens, s = [], [], [], 0
     for s0, g0, ns, ng in retime_lengths(word_frames, pause_frames, tempo, pause, step):
         for grid, src, k, acc in ((base, s, 1, out), (envk, K * s, K, outk)):
@@ -130,7 +130,7 @@ def retime(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray
     new = np.concatenate(out).astype(np.float32)
     new[:, 1] = (new[:, 1] > 0.5).astype(np.float32)
     if envk is not None:
-        e = np.concatenate(outk).astype(np.float32).reshape(len(new), K, world.N_MID)
+        e = np.concatenate(outk).astype(np.float32).reshape(len(new), K, vocoder.N_MID)
         new[:, 2:] = e[:, 0]
         new = np.concatenate([new, e[:, 1:].reshape(len(new), -1)], 1)
     return new, np.asarray(lens, np.int64)
@@ -165,21 +165,21 @@ def apply(frames: np.ndarray, word_frames: np.ndarray, pause_frames: np.ndarray,
     last = int(word_frames[-1]) if len(word_frames) else 0
     if last:
         semis[T - last:] += p["final"] * np.linspace(0, 1, last)
-    semis += p["tremor"] * np.sin(2 * np.pi * 6.0 * np.arange(T) * world.FRAME_MS / 1000)
+    semis += p["tremor"] * np.sin(2 * np.pi * 6.0 * np.arange(T) * vocoder.FRAME_MS / 1000)
     vp = VOICES[voice]
     lf0 = mean + p["range"] * (lf0 - mean) + (semis + vp["pitch"]) * np.log(2) / 12
     out = frames.copy()
     out[:, 0] = lf0.astype(np.float32)
     # the envelopes: the frames' and, when there, their sub-frames'
-    cols = [slice(a, a + world.N_SP) for a in world.envelope_starts(world.n_sub(out))]
+    cols = [slice(a, a + vocoder.N_SP) for a in vocoder.envelope_starts(vocoder.n_sub(out))]
     csp = np.concatenate([out[:, c] for c in cols])
     if vp["warp"] != 1.0:
-        A, b = world.warp_map(vp["warp"])
+        A, b = vocoder.warp_map(vp["warp"])
         csp = csp @ A + b
     if p["tilt"]:  # energy is net of tilt: a darker tilt lifts the low bands that dominate RMS
-        tilted = csp + p["tilt"] * world.tilt_vector(1.0)
-        csp = tilted + (world.power_db(csp) - world.power_db(tilted)) * world.gain_vector(1.0)
-    csp = csp + p["energy"] * world.gain_vector(1.0)
+        tilted = csp + p["tilt"] * vocoder.tilt_vector(1.0)
+        csp = tilted + (vocoder.power_db(csp) - vocoder.power_db(tilted)) * vocoder.gain_vector(1.0)
+    csp = csp + p["energy"] * vocoder.gain_vector(1.0)
     for k, c in enumerate(cols):
         out[:, c] = csp[k * T:(k + 1) * T]
     return out, word_frames

@@ -27,7 +27,7 @@ from models.common.paths import asset
 from models.common.session import ParamError, StreamSession, check_range
 from models.common.threads import torch_threads
 from models.common.weights import load_config, load_weights
-from models.speech import frontend, prosody, world
+from models.speech import frontend, prosody, vocoder
 from models.speech.model import SpeechConfig, SpeechModel, char_positions, position_features
 
 WEIGHTS = asset("speech", "acoustic.safetensors")
@@ -139,7 +139,7 @@ class SpeechSession(StreamSession):
         # clearest, repeatable take; > 0 = takes that differ with the seed (and blur a little)
         self.variation = check_range(params, "variation", 0.0, 1.0,
                                      1.0 if self.bundle.cfg.prenet_dropout_inference else 0.0)
-        # clarity: the envelope postfilter (world.sharpen); the model's tuned value unless given
+        # clarity: the envelope postfilter (vocoder.sharpen); the model's tuned value unless given
         self.sharpen = check_range(params, "sharpen", 1.0, 2.5, float(self.bundle.cfg.sharpen))
         try:
             said, user = frontend.user_pronunciations(text)
@@ -171,10 +171,10 @@ class SpeechSession(StreamSession):
             raise ParamError(f"{self.seconds:g} s is too short for this text: it needs at least {n_words * 0.04:.1f} s.")
         self.caches = None
         self.sent, self.word_started = 0, 0  # sentence being decoded; words of it already begun
-        self.target_steps = round(self.seconds / (world.FRAME_MS / 1000 * cfg.step)) if self.seconds else None
+        self.target_steps = round(self.seconds / (vocoder.FRAME_MS / 1000 * cfg.step)) if self.seconds else None
         self._replan(first=True)
         self._start_sentence()
-        self.synth = world.StreamingSynth()
+        self.synth = vocoder.StreamingSynth()
         self.pool, self.pending = None, None
         self.chunks: list[dict] = []
         self.chunk_no, self.t_audio = 0, 0.0
@@ -184,8 +184,8 @@ class SpeechSession(StreamSession):
 
     def _progress(self) -> dict:
         total = int(sum(p.word_frames.sum() for p in self.plans))
-        return {"done": self.frames_done, "total": total, "seconds_planned": total * world.FRAME_MS / 1000,
-                "sample_rate": world.FS, "voices": list(prosody.VOICE_NAMES), "sentences": len(self.plans),
+        return {"done": self.frames_done, "total": total, "seconds_planned": total * vocoder.FRAME_MS / 1000,
+                "sample_rate": vocoder.FS, "voices": list(prosody.VOICE_NAMES), "sentences": len(self.plans),
                 "spelt": list(self.spelt)}
 
     # ---- planning ---------------------------------------------------------------------------
@@ -305,7 +305,7 @@ class SpeechSession(StreamSession):
         out = []
         job = None
         if frames:
-            fr = world.sharpen(torch.cat(frames).cpu().numpy(), self.sharpen)
+            fr = vocoder.sharpen(torch.cat(frames).cpu().numpy(), self.sharpen)
             job = self._synth_pool().submit(self._render, fr, last)
         if self.pending is not None:  # the previous chunk, synthesised while this one was decoded
             out += self._emit(self.pending.result())
@@ -332,18 +332,18 @@ class SpeechSession(StreamSession):
         audio = self.synth.push(fr, final=last)
         if last:
             audio = np.concatenate([audio, self.synth.flush()])
-        f0, _, _ = world.unpack(fr)
-        spec, energy = world.plot_features(fr)
+        f0, _, _ = vocoder.unpack(fr)
+        spec, energy = vocoder.plot_features(fr)
         return {"audio": audio, "f0": f0.astype(np.float32), "spec": spec, "energy": energy, "n_frames": len(fr)}
 
     def _emit(self, r: dict) -> list:
         data = {"chunk": self.chunk_no, "t0": self.t_audio, "audio": r["audio"], "f0": r["f0"], "spec": r["spec"],
-                "energy": r["energy"], "frame_period": world.FRAME_MS / 1000, "sample_rate": world.FS}
+                "energy": r["energy"], "frame_period": vocoder.FRAME_MS / 1000, "sample_rate": vocoder.FS}
         if self.t_first is None:
             self.t_first = time.perf_counter() - self.t0
         self.chunks.append(data)
         self.chunk_no += 1
-        self.t_audio += len(r["audio"]) / world.FS
+        self.t_audio += len(r["audio"]) / vocoder.FS
         self.frames_done += r["n_frames"]
         return [("partial", data), ("progress", self._progress())]
 
@@ -352,14 +352,14 @@ class SpeechSession(StreamSession):
         self._stop_pool()
         cat = lambda k: np.concatenate([c[k] for c in self.chunks]) if self.chunks else np.zeros(0, np.float32)  # noqa: E731
         audio = cat("audio")
-        return [("output", {"audio": audio, "sample_rate": world.FS, "f0": cat("f0"),
+        return [("output", {"audio": audio, "sample_rate": vocoder.FS, "f0": cat("f0"),
                             "spec": np.concatenate([c["spec"] for c in self.chunks]) if self.chunks else np.zeros((0, 64), np.float32),
-                            "energy": cat("energy"), "seconds": len(audio) / world.FS, "text": self.text,
+                            "energy": cat("energy"), "seconds": len(audio) / vocoder.FS, "text": self.text,
                             "first_audio_ms": round(1000 * (self.t_first or 0), 1),
-                            "rtf": round((time.perf_counter() - self.t0) / max(len(audio) / world.FS, 1e-6), 3)})]
+                            "rtf": round((time.perf_counter() - self.t0) / max(len(audio) / vocoder.FS, 1e-6), 3)})]
 
     def stats(self) -> dict:
-        secs = self.frames_done * world.FRAME_MS / 1000
+        secs = self.frames_done * vocoder.FRAME_MS / 1000
         el = time.perf_counter() - self.t0
         return {"frames": self.frames_done, "audio_s": round(secs, 2), "rtf": round(el / secs, 3) if secs else None}
 

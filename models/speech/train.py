@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from models.common.paths import REPO, asset, cache_dir
 from models.common.weights import save_weights
-from models.speech import frontend, prosody, world
+from models.speech import frontend, prosody, vocoder
 from models.speech.data import load
 from models.speech.model import PLANNER, SpeechConfig, SpeechModel, char_positions, position_features
 
@@ -154,7 +154,7 @@ def widen_symbols(state: dict, model: SpeechModel) -> bool:
 
 
 def widen_frames(state: dict, model: SpeechModel) -> bool:
-    """A checkpoint for frames with fewer envelopes each (world.n_sub: 10 ms frames, K = 1, or v5's
+    """A checkpoint for frames with fewer envelopes each (vocoder.n_sub: 10 ms frames, K = 1, or v5's
     mid-frames, K = 2) -> this model's frames with more (K = 2 or 4): rows of envelopes the old
     model had keep their meaning (decoder outputs and prenet inputs move to their new columns); a new
     sub-frame's output rows start as the old envelope rows at its time, or the mean of the two around
@@ -166,22 +166,22 @@ def widen_frames(state: dict, model: SpeechModel) -> bool:
     if head is None or head.shape[0] % cfg.step or head.shape[0] // cfg.step >= new:
         return False
     old = head.shape[0] // cfg.step
-    k_old, k_new = world.n_sub(np.zeros((1, old))), world.n_sub(np.zeros((1, new)))
+    k_old, k_new = vocoder.n_sub(np.zeros((1, old))), vocoder.n_sub(np.zeros((1, new)))
     if k_new % k_old:
         raise ValueError(f"cannot widen {k_old} envelopes per frame to {k_new}")
     d = head.shape[1]
     h0 = head.view(cfg.step, old, d)
 
     def cols(K, q):  # columns of envelope q (0 = the frame's own) in frames with K envelopes
-        a = world.envelope_starts(K)[q]
-        return slice(a, a + world.N_MID)
+        a = vocoder.envelope_starts(K)[q]
+        return slice(a, a + vocoder.N_MID)
 
     def env_rows(s, q):  # the old model's envelope rows at old-grid position q of frame s (q = k_old: the next frame)
         if q == k_old:
             s, q = min(s + 1, cfg.step - 1), (0 if s + 1 < cfg.step else k_old - 1)
         return h0[s, cols(k_old, q)]
     h = torch.zeros(cfg.step, new, d)
-    h[:, :world.N_FEAT] = h0[:, :world.N_FEAT]
+    h[:, :vocoder.N_FEAT] = h0[:, :vocoder.N_FEAT]
     r = k_new // k_old
     for s in range(cfg.step):
         for j in range(1, k_new):
@@ -191,7 +191,7 @@ def widen_frames(state: dict, model: SpeechModel) -> bool:
     w = state["prenet.0.weight"]
     w0 = w.view(w.shape[0], cfg.step, old)
     pw = torch.zeros(w.shape[0], cfg.step, new)
-    pw[:, :, :world.N_FEAT] = w0[:, :, :world.N_FEAT]
+    pw[:, :, :vocoder.N_FEAT] = w0[:, :, :vocoder.N_FEAT]
     for q in range(1, k_old):
         pw[:, :, cols(k_new, q * r)] = w0[:, :, cols(k_old, q)]
     state["prenet.0.weight"] = pw.reshape(w.shape[0], cfg.step * new)

@@ -9,7 +9,7 @@ import torch
 
 from models.common.session import ParamError
 from models.common.weights import save_weights
-from models.speech import frontend, prosody, world
+from models.speech import frontend, prosody, vocoder
 from models.speech.model import SpeechConfig, SpeechModel
 from models.speech.stream import SpeechBundle, SpeechSession, fit_lengths
 
@@ -56,11 +56,11 @@ def test_encode_word_spans_cover_the_sentence():
 # ---- prosody and WORLD ------------------------------------------------------------------------
 def _frames(T=120, f0=140.0):
     rng = np.random.default_rng(0)
-    f = np.zeros((T, world.N_FEAT), np.float32)
+    f = np.zeros((T, vocoder.N_FEAT), np.float32)
     f[:, 0] = np.log(f0) + 0.05 * np.sin(np.arange(T) / 7)
     f[:, 1] = (np.arange(T) % 30) < 24
-    sp = np.exp(-np.linspace(0, 6, world.FFT // 2 + 1))[None] * (1 + 0.3 * rng.random((T, 1)))
-    f[:, 2:2 + world.N_SP] = world.pyworld().code_spectral_envelope(sp.astype(np.float64), world.FS, world.N_SP)
+    sp = np.exp(-np.linspace(0, 6, vocoder.FFT // 2 + 1))[None] * (1 + 0.3 * rng.random((T, 1)))
+    f[:, 2:2 + vocoder.N_SP] = vocoder.pyworld().code_spectral_envelope(sp.astype(np.float64), vocoder.FS, vocoder.N_SP)
     f[:, -1] = -8.0
     return f
 
@@ -74,7 +74,7 @@ def test_emotions_move_pitch_energy_and_tempo_as_profiled():
         assert wf2.sum() == len(out) and (wf2 % 2 == 0).all()
         dpitch = out[:, 0].mean() - base[:, 0].mean()
         assert np.sign(round(dpitch, 3)) == np.sign(p["pitch"] + p["final"] / 4) or abs(p["pitch"]) < 1.01
-        denergy = world.power_db(out[:, 2:2 + world.N_SP]) - world.power_db(base[:, 2:2 + world.N_SP])
+        denergy = vocoder.power_db(out[:, 2:2 + vocoder.N_SP]) - vocoder.power_db(base[:, 2:2 + vocoder.N_SP])
         assert np.sign(denergy) == np.sign(p["energy"])
         if abs(p["tempo"] - 1) > 0.05:
             assert (len(out) < len(base)) == (p["tempo"] > 1)
@@ -84,13 +84,13 @@ def test_energy_is_net_of_spectral_tilt():
     """A darker tilt lifts the low bands that dominate the power; the profile's energy is what the
     envelope's mean power moves by (melancholic: tilt -3 dB/octave, energy -3 dB)."""
     fr, wf, pf = _frames(), np.array([60, 60]), np.array([0, 0])
-    base = world.power_db(fr[:, 2:2 + world.N_SP])
+    base = vocoder.power_db(fr[:, 2:2 + vocoder.N_SP])
     for name in ("melancholic", "angry"):
         p = prosody.PROFILES[name]
         out, _ = prosody.apply(fr, wf, pf, prosody.vector({name: 1.0}))
-        assert abs(world.power_db(out[:, 2:2 + world.N_SP]) - base - p["energy"]) < 0.5
-        only_tilt = fr[:, 2:2 + world.N_SP] + p["tilt"] * world.tilt_vector(1.0)
-        assert abs(world.power_db(only_tilt) - base) > 1.0  # the tilt alone does move it
+        assert abs(vocoder.power_db(out[:, 2:2 + vocoder.N_SP]) - base - p["energy"]) < 0.5
+        only_tilt = fr[:, 2:2 + vocoder.N_SP] + p["tilt"] * vocoder.tilt_vector(1.0)
+        assert abs(vocoder.power_db(only_tilt) - base) > 1.0  # the tilt alone does move it
 
 
 def test_repair_f0_folds_octave_errors_and_drops_stray_frames():
@@ -102,12 +102,12 @@ def test_repair_f0_folds_octave_errors_and_drops_stray_frames():
     bad[80:84] *= 0.5  # an octave down: kept (creak at a phrase end looks like this)
     bad[90:93] *= 0.3  # far below: unvoiced
     bad[100:106] = 300.0  # not an octave of anything near: unvoiced
-    fixed = world.repair_f0(bad)
+    fixed = vocoder.repair_f0(bad)
     assert np.allclose(fixed[30:45], f0[30:45]) and np.allclose(fixed[80:84], bad[80:84])
     assert (fixed[100:106] == 0).all() and (fixed[90:93] == 0).all() and (fixed[150:] == 0).all()
     keep = np.r_[0:30, 45:80, 84:90, 93:100, 106:150]
     assert np.array_equal(fixed[keep], f0[keep])
-    assert np.array_equal(world.repair_f0(np.zeros(5)), np.zeros(5))
+    assert np.array_equal(vocoder.repair_f0(np.zeros(5)), np.zeros(5))
 
 
 def test_corpus_repair_pass_changes_only_pitch_and_voicing():
@@ -126,12 +126,12 @@ def test_corpus_repair_pass_changes_only_pitch_and_voicing():
 
 def test_voice_warp_map_equals_decode_warp_encode():
     fr = _frames(8)
-    pw = world.pyworld()
-    A, b = world.warp_map(1.16)
-    sp = pw.decode_spectral_envelope(np.ascontiguousarray(fr[:, 2:42].astype(np.float64)), world.FS, world.FFT)
-    f = np.linspace(0, world.FS / 2, world.FFT // 2 + 1)
+    pw = vocoder.pyworld()
+    A, b = vocoder.warp_map(1.16)
+    sp = pw.decode_spectral_envelope(np.ascontiguousarray(fr[:, 2:42].astype(np.float64)), vocoder.FS, vocoder.FFT)
+    f = np.linspace(0, vocoder.FS / 2, vocoder.FFT // 2 + 1)
     warped = np.exp(np.stack([np.interp(f / 1.16, f, np.log(r)) for r in sp]))
-    direct = pw.code_spectral_envelope(warped, world.FS, world.N_SP)
+    direct = pw.code_spectral_envelope(warped, vocoder.FS, vocoder.N_SP)
     assert np.abs(fr[:, 2:42] @ A + b - direct).max() < 1e-3
 
 
@@ -141,15 +141,15 @@ def test_analysis_finds_a_vowel_voiced_and_noise_unvoiced():
     from scipy.signal import lfilter
 
     rng = np.random.default_rng(0)
-    n = world.FS // 2
+    n = vocoder.FS // 2
     pulses = np.zeros(n)
-    pulses[:: world.FS // 130] = 1.0
+    pulses[:: vocoder.FS // 130] = 1.0
     vowel = pulses
     for f, bw in ((700, 110), (1200, 120)):
-        r = np.exp(-np.pi * bw / world.FS)
-        vowel = lfilter([1.0], [1.0, -2 * r * np.cos(2 * np.pi * f / world.FS), r * r], vowel)
+        r = np.exp(-np.pi * bw / vocoder.FS)
+        vowel = lfilter([1.0], [1.0, -2 * r * np.cos(2 * np.pi * f / vocoder.FS), r * r], vowel)
     x = np.concatenate([0.3 * vowel / np.abs(vowel).max(), 0.05 * rng.standard_normal(n)])
-    feats = world.analyze(x)
+    feats = vocoder.analyze(x)
     half = len(feats["vuv"]) // 2
     assert feats["vuv"][5:half - 5].mean() > 0.9 and feats["vuv"][half + 5:-5].mean() < 0.1
     f0 = np.exp(feats["lf0"][5:half - 5][feats["vuv"][5:half - 5] > 0])
@@ -161,22 +161,22 @@ def test_mid_frames_are_analysed_and_used_by_synthesis():
     of the linear interpolation (identical when the mid-frames are that interpolation), and a
     streaming synthesiser takes such frames too."""
     rng = np.random.default_rng(1)
-    x = 0.05 * rng.standard_normal(world.FS // 4)
-    plain, mid = world.analyze(x), world.analyze(x, mid=True)
-    assert mid["csp_mid"].shape == mid["csp"].shape == (len(plain["csp"]), world.N_SP)
+    x = 0.05 * rng.standard_normal(vocoder.FS // 4)
+    plain, mid = vocoder.analyze(x), vocoder.analyze(x, mid=True)
+    assert mid["csp_mid"].shape == mid["csp"].shape == (len(plain["csp"]), vocoder.N_SP)
     assert mid["cap_mid"].shape == plain["cap"].shape
     fr = _frames(60)
-    interp = world.synthesis_grid(fr)[1::2, 2:]
+    interp = vocoder.synthesis_grid(fr)[1::2, 2:]
     with_mid = np.concatenate([fr, interp], 1)
-    assert with_mid.shape[1] == world.N_FEAT + world.N_MID == world.pack({**world.analyze(x, mid=True)}).shape[1]
-    assert np.allclose(world.synthesize(with_mid), world.synthesize(fr), atol=1e-5)
+    assert with_mid.shape[1] == vocoder.N_FEAT + vocoder.N_MID == vocoder.pack({**vocoder.analyze(x, mid=True)}).shape[1]
+    assert np.allclose(vocoder.synthesize(with_mid), vocoder.synthesize(fr), atol=1e-5)
     louder = with_mid.copy()
-    louder[:, world.N_FEAT:world.N_FEAT + world.N_SP] += world.gain_vector(12.0)  # only the mid-frames
-    a, b = world.synthesize(fr), world.synthesize(louder)
+    louder[:, vocoder.N_FEAT:vocoder.N_FEAT + vocoder.N_SP] += vocoder.gain_vector(12.0)  # only the mid-frames
+    a, b = vocoder.synthesize(fr), vocoder.synthesize(louder)
     assert np.sqrt((b ** 2).mean()) > 1.3 * np.sqrt((a ** 2).mean())
-    s = world.StreamingSynth()
+    s = vocoder.StreamingSynth()
     y = np.concatenate([s.push(louder[:30]), s.push(louder[30:], final=True)])
-    assert len(y) == len(fr) * world.HOP
+    assert len(y) == len(fr) * vocoder.HOP
 
 
 def _with_subs(fr, K):
@@ -192,35 +192,35 @@ def test_frames_every_2_5_ms_are_analysed_moved_and_synthesised():
     """sub=4: four envelopes per 10 ms frame (the aim: a higher vocoder ceiling); synthesis runs
     every 2.5 ms and uses them; prosody keeps every sub-frame with its frame; a bad width is refused."""
     rng = np.random.default_rng(1)
-    x = 0.05 * rng.standard_normal(world.FS // 4)
-    f4 = world.pack(world.analyze(x, sub=4))
-    assert f4.shape == (len(world.analyze(x)["csp"]), world.N_FEAT + 3 * world.N_MID) and world.n_sub(f4) == 4
-    assert world.envelopes(f4).shape == (4 * len(f4), world.N_MID)
-    assert world.synth_period_ms(f4) == 2.5 and world.synth_period_ms(_frames(4)) == 5.0
+    x = 0.05 * rng.standard_normal(vocoder.FS // 4)
+    f4 = vocoder.pack(vocoder.analyze(x, sub=4))
+    assert f4.shape == (len(vocoder.analyze(x)["csp"]), vocoder.N_FEAT + 3 * vocoder.N_MID) and vocoder.n_sub(f4) == 4
+    assert vocoder.envelopes(f4).shape == (4 * len(f4), vocoder.N_MID)
+    assert vocoder.synth_period_ms(f4) == 2.5 and vocoder.synth_period_ms(_frames(4)) == 5.0
     fr = _frames(60)
     full = _with_subs(fr, 4)
-    a = world.synthesize(full)
-    assert len(a) == len(fr) * world.HOP
+    a = vocoder.synthesize(full)
+    assert len(a) == len(fr) * vocoder.HOP
     louder = full.copy()
     for k in range(3):  # only the sub-frames
-        louder[:, world.N_FEAT + k * world.N_MID:world.N_FEAT + k * world.N_MID + world.N_SP] += world.gain_vector(12.0)
-    b = world.synthesize(louder)
+        louder[:, vocoder.N_FEAT + k * vocoder.N_MID:vocoder.N_FEAT + k * vocoder.N_MID + vocoder.N_SP] += vocoder.gain_vector(12.0)
+    b = vocoder.synthesize(louder)
     assert np.sqrt((b ** 2).mean()) > 1.5 * np.sqrt((a ** 2).mean())
     wf, pf = np.array([20, 20, 20]), np.array([0, 4, 4])
     same, w = prosody.retime(full, wf, pf, 1.0, 1.0)
     assert np.array_equal(w, wf) and np.allclose(same, full)
     sad, w4 = prosody.apply(full, wf, pf, prosody.vector({"sad": 1.0}), "jo")
     plain, w1 = prosody.apply(fr, wf, pf, prosody.vector({"sad": 1.0}), "jo")
-    assert np.array_equal(w4, w1) and world.n_sub(sad) == 4
-    assert np.abs(sad[:, 2:world.N_FEAT] - plain[:, 2:]).mean() < 0.05
-    assert np.abs(world.envelopes(sad)[:-4] - world.envelopes(_with_subs(plain, 4))[:-4]).mean() < 0.05
+    assert np.array_equal(w4, w1) and vocoder.n_sub(sad) == 4
+    assert np.abs(sad[:, 2:vocoder.N_FEAT] - plain[:, 2:]).mean() < 0.05
+    assert np.abs(vocoder.envelopes(sad)[:-4] - vocoder.envelopes(_with_subs(plain, 4))[:-4]).mean() < 0.05
     with pytest.raises(ValueError, match="expected"):
-        world.n_sub(np.zeros((3, world.N_FEAT + 5)))
+        vocoder.n_sub(np.zeros((3, vocoder.N_FEAT + 5)))
     t = torch.from_numpy(full)[None]
     mask = torch.ones(1, len(full))
     assert float(SpeechModel._delta_loss(t, t, mask)) == 0.0
     blurred = t.clone()
-    blurred[..., world.N_FEAT + world.N_MID:] = 0.0  # sub-frames 2 and 3 wiped: the 2.5 ms grid sees it
+    blurred[..., vocoder.N_FEAT + vocoder.N_MID:] = 0.0  # sub-frames 2 and 3 wiped: the 2.5 ms grid sees it
     assert float(SpeechModel._delta_loss(blurred, t, mask)) > 0.1
 
 
@@ -228,37 +228,37 @@ def test_a_mid_frame_model_widens_to_2_5_ms_keeping_its_outputs():
     from models.speech.train import widen_frames
 
     kw = dict(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2)
-    v5 = SpeechModel(SpeechConfig(**kw, n_feat=world.N_FEAT + world.N_MID)).eval()
-    v6 = SpeechModel(SpeechConfig(**kw, n_feat=world.N_FEAT + 3 * world.N_MID)).eval()
+    v5 = SpeechModel(SpeechConfig(**kw, n_feat=vocoder.N_FEAT + vocoder.N_MID)).eval()
+    v6 = SpeechModel(SpeechConfig(**kw, n_feat=vocoder.N_FEAT + 3 * vocoder.N_MID)).eval()
     state = v5.state_dict()
     assert widen_frames(state, v6)
     v6.load_state_dict(state)
     x = torch.randn(1, 5, 2, v6.cfg.n_feat)
     cond = torch.randn(1, 5, 32)
-    mid4 = slice(world.N_FEAT + world.N_MID, world.N_FEAT + 2 * world.N_MID)  # sub-frame 2 of 4 = v5's mid-frame
-    x5 = torch.cat([x[..., :world.N_FEAT], x[..., mid4]], -1)
+    mid4 = slice(vocoder.N_FEAT + vocoder.N_MID, vocoder.N_FEAT + 2 * vocoder.N_MID)  # sub-frame 2 of 4 = v5's mid-frame
+    x5 = torch.cat([x[..., :vocoder.N_FEAT], x[..., mid4]], -1)
     with torch.no_grad():
         o5 = v5.decoder(embeds=v5.prenet(x5.reshape(1, 5, -1)) + cond).view(1, 5, 2, -1)
         o6 = v6.decoder(embeds=v6.prenet(x.reshape(1, 5, -1)) + cond).view(1, 5, 2, -1)
-    assert torch.allclose(o6[..., :world.N_FEAT], o5[..., :world.N_FEAT], atol=1e-5)
-    assert torch.allclose(o6[..., mid4], o5[..., world.N_FEAT:], atol=1e-5)
-    first = slice(world.N_FEAT, world.N_FEAT + world.N_MID)  # 2.5 ms: half-way between the frame and its mid-frame
-    assert torch.allclose(o6[..., first], 0.5 * (o5[..., 2:world.N_FEAT] + o5[..., world.N_FEAT:]), atol=1e-5)
+    assert torch.allclose(o6[..., :vocoder.N_FEAT], o5[..., :vocoder.N_FEAT], atol=1e-5)
+    assert torch.allclose(o6[..., mid4], o5[..., vocoder.N_FEAT:], atol=1e-5)
+    first = slice(vocoder.N_FEAT, vocoder.N_FEAT + vocoder.N_MID)  # 2.5 ms: half-way between the frame and its mid-frame
+    assert torch.allclose(o6[..., first], 0.5 * (o5[..., 2:vocoder.N_FEAT] + o5[..., vocoder.N_FEAT:]), atol=1e-5)
 
 
 def test_prosody_moves_mid_frames_with_their_frames():
     fr, wf, pf = _frames(), np.array([40, 40, 40]), np.array([0, 10, 10])
-    full = np.concatenate([fr, world.synthesis_grid(fr)[1::2, 2:]], 1)
+    full = np.concatenate([fr, vocoder.synthesis_grid(fr)[1::2, 2:]], 1)
     same, w = prosody.retime(full, wf, pf, 1.0, 1.0)
     assert np.array_equal(w, wf) and np.allclose(same, full)
     for k in range(8):  # every emotion changes a frame's and its mid-frame's envelope alike
         v = np.eye(8)[k]
         a, wa = prosody.apply(full, wf, pf, v, "jo")
         b, wb = prosody.apply(fr, wf, pf, v, "jo")
-        assert np.array_equal(wa, wb) and a.shape == (len(b), world.N_FEAT + world.N_MID)
-        mid_of = world.synthesis_grid(b)[1::2, 2:]
-        assert np.abs(a[:-1, world.N_FEAT:] - mid_of[:-1]).mean() < 0.05
-        assert np.abs(a[:, 2:world.N_FEAT] - b[:, 2:]).mean() < 0.05
+        assert np.array_equal(wa, wb) and a.shape == (len(b), vocoder.N_FEAT + vocoder.N_MID)
+        mid_of = vocoder.synthesis_grid(b)[1::2, 2:]
+        assert np.abs(a[:-1, vocoder.N_FEAT:] - mid_of[:-1]).mean() < 0.05
+        assert np.abs(a[:, 2:vocoder.N_FEAT] - b[:, 2:]).mean() < 0.05
 
 
 def test_a_10ms_model_widens_to_mid_frames_keeping_its_outputs():
@@ -266,24 +266,24 @@ def test_a_10ms_model_widens_to_mid_frames_keeping_its_outputs():
 
     small = SpeechModel(SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2)).eval()
     big = SpeechModel(SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2,
-                                   n_feat=world.N_FEAT + world.N_MID)).eval()
+                                   n_feat=vocoder.N_FEAT + vocoder.N_MID)).eval()
     state = small.state_dict()
     assert widen_frames(state, big) and not widen_frames(big.state_dict(), big)
     big.load_state_dict(state)
     x = torch.randn(1, 5, 2, big.cfg.n_feat)
     cond = torch.randn(1, 5, 32)
     with torch.no_grad():
-        o_small = small.decoder(embeds=small.prenet(x[..., :world.N_FEAT].reshape(1, 5, -1)) + cond).view(1, 5, 2, -1)
+        o_small = small.decoder(embeds=small.prenet(x[..., :vocoder.N_FEAT].reshape(1, 5, -1)) + cond).view(1, 5, 2, -1)
         o_big = big.decoder(embeds=big.prenet(x.reshape(1, 5, -1)) + cond).view(1, 5, 2, -1)
-    assert torch.allclose(o_big[..., :world.N_FEAT], o_small, atol=1e-5)
-    assert torch.allclose(o_big[:, :, 0, world.N_FEAT:], 0.5 * (o_small[:, :, 0, 2:] + o_small[:, :, 1, 2:]), atol=1e-5)
+    assert torch.allclose(o_big[..., :vocoder.N_FEAT], o_small, atol=1e-5)
+    assert torch.allclose(o_big[:, :, 0, vocoder.N_FEAT:], 0.5 * (o_small[:, :, 0, 2:] + o_small[:, :, 1, 2:]), atol=1e-5)
 
 
 @pytest.mark.parametrize("subs", [1, 3])
 def test_a_sub_frame_model_streams_a_take(tmp_path, subs):
     """Models with mid-frames (v5) or four envelopes per frame stream through the same session."""
     torch.manual_seed(0)
-    cfg = SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, n_feat=world.N_FEAT + subs * world.N_MID)
+    cfg = SpeechConfig(d_enc=32, enc_layers=1, enc_heads=2, d_model=32, n_layer=1, n_head=2, n_feat=vocoder.N_FEAT + subs * vocoder.N_MID)
     m = SpeechModel(cfg)
     m.feat_std.fill_(0.1)
     m.feat_std[1] = 1.0
@@ -299,30 +299,30 @@ def test_a_sub_frame_model_streams_a_take(tmp_path, subs):
 
 def test_sharpen_deepens_formant_valleys_and_keeps_power_and_tilt():
     fr = _frames(40)
-    full = np.concatenate([fr, world.synthesis_grid(fr)[1::2, 2:]], 1)
+    full = np.concatenate([fr, vocoder.synthesis_grid(fr)[1::2, 2:]], 1)
     for f in (fr, full):
-        assert np.array_equal(world.sharpen(f, 1.0), f)
-        sh = world.sharpen(f, 1.5)
+        assert np.array_equal(vocoder.sharpen(f, 1.0), f)
+        sh = vocoder.sharpen(f, 1.5)
         assert sh.shape == f.shape and not np.shares_memory(sh, f)
-        keep = [0, 1, 3] + ([world.N_FEAT + 1] if f is full else [])  # pitch, voicing, tilt
-        assert np.array_equal(sh[:, keep], f[:, keep]) and np.array_equal(sh[:, 2 + world.N_SP], f[:, 2 + world.N_SP])
-        assert np.allclose(sh[:, 4:2 + world.N_SP], 1.5 * f[:, 4:2 + world.N_SP])
-        for base in (2, world.N_FEAT) if f is full else (2,):  # every frame keeps its power
-            assert np.allclose(world._frame_power_db(sh[:, base:base + world.N_SP]),
-                               world._frame_power_db(f[:, base:base + world.N_SP]), atol=1e-3)
-    assert np.allclose(world.sharpen(full, 1.5)[:, world.N_FEAT + 2:world.N_FEAT + world.N_SP], 1.5 * full[:, world.N_FEAT + 2:world.N_FEAT + world.N_SP])
+        keep = [0, 1, 3] + ([vocoder.N_FEAT + 1] if f is full else [])  # pitch, voicing, tilt
+        assert np.array_equal(sh[:, keep], f[:, keep]) and np.array_equal(sh[:, 2 + vocoder.N_SP], f[:, 2 + vocoder.N_SP])
+        assert np.allclose(sh[:, 4:2 + vocoder.N_SP], 1.5 * f[:, 4:2 + vocoder.N_SP])
+        for base in (2, vocoder.N_FEAT) if f is full else (2,):  # every frame keeps its power
+            assert np.allclose(vocoder._frame_power_db(sh[:, base:base + vocoder.N_SP]),
+                               vocoder._frame_power_db(f[:, base:base + vocoder.N_SP]), atol=1e-3)
+    assert np.allclose(vocoder.sharpen(full, 1.5)[:, vocoder.N_FEAT + 2:vocoder.N_FEAT + vocoder.N_SP], 1.5 * full[:, vocoder.N_FEAT + 2:vocoder.N_FEAT + vocoder.N_SP])
     # an envelope with two formants (500 and 1500 Hz): the valley between them deepens
-    pw = world.pyworld()
-    hz = np.linspace(0, world.FS / 2, world.FFT // 2 + 1)
+    pw = vocoder.pyworld()
+    hz = np.linspace(0, vocoder.FS / 2, vocoder.FFT // 2 + 1)
     sp = 1e-3 * (1 + 20 * np.exp(-((hz - 500) / 120) ** 2) + 10 * np.exp(-((hz - 1500) / 150) ** 2))
     fr = _frames(1)
-    fr[:, 2:2 + world.N_SP] = pw.code_spectral_envelope(sp[None], world.FS, world.N_SP)
+    fr[:, 2:2 + vocoder.N_SP] = pw.code_spectral_envelope(sp[None], vocoder.FS, vocoder.N_SP)
 
     def contrast(f):
-        env = np.log(pw.decode_spectral_envelope(np.ascontiguousarray(f[:, 2:2 + world.N_SP], dtype=np.float64), world.FS, world.FFT))[0]
+        env = np.log(pw.decode_spectral_envelope(np.ascontiguousarray(f[:, 2:2 + vocoder.N_SP], dtype=np.float64), vocoder.FS, vocoder.FFT))[0]
         return env[np.argmin(np.abs(hz - 500))] - env[np.argmin(np.abs(hz - 1000))]
 
-    assert contrast(world.sharpen(fr, 1.5)) > 1.3 * contrast(fr) > 0
+    assert contrast(vocoder.sharpen(fr, 1.5)) > 1.3 * contrast(fr) > 0
 
 
 def test_session_applies_the_models_postfilter_or_the_one_asked_for(bundle):
@@ -342,23 +342,23 @@ def test_session_applies_the_models_postfilter_or_the_one_asked_for(bundle):
 def test_streaming_synthesis_joins_have_no_steps():
     fr = _frames(240)
     fr[:, 1] = 1.0
-    whole = world.synthesize(fr)
-    s = world.StreamingSynth()
+    whole = vocoder.synthesize(fr)
+    s = vocoder.StreamingSynth()
     chunks = [s.push(fr[i:i + 24], final=i + 24 >= len(fr)) for i in range(0, len(fr), 24)]
     y = np.concatenate(chunks + [s.flush()])
-    assert len(y) == len(whole) == len(fr) * world.HOP
+    assert len(y) == len(whole) == len(fr) * vocoder.HOP
     jump = np.abs(np.diff(y))
     typical = np.percentile(np.abs(np.diff(whole)), 99.9)
     for k in range(1, 10):  # around every join (and the cross-fade behind it)
-        j = k * 24 * world.HOP
-        assert jump[j - 3 * world.HOP - 5:j + 5].max() <= 1.5 * typical
+        j = k * 24 * vocoder.HOP
+        assert jump[j - 3 * vocoder.HOP - 5:j + 5].max() <= 1.5 * typical
     assert np.sqrt((y ** 2).mean()) == pytest.approx(np.sqrt((whole ** 2).mean()), rel=0.25)
 
 
 def _fade_lsd(y, whole, chunk=24, fade=3):
     """Mean log-spectral distance to the whole-sentence rendering over every join's cross-fade."""
-    n, w, out = fade * world.HOP, np.hanning(fade * world.HOP), []
-    for j in range(chunk * world.HOP - n, len(whole) - chunk * world.HOP, chunk * world.HOP):
+    n, w, out = fade * vocoder.HOP, np.hanning(fade * vocoder.HOP), []
+    for j in range(chunk * vocoder.HOP - n, len(whole) - chunk * vocoder.HOP, chunk * vocoder.HOP):
         a, b = (np.log(np.abs(np.fft.rfft(x[j:j + n] * w)) + 1e-6) for x in (y, whole))
         out.append(np.sqrt(((a - b) ** 2).mean()))
     return float(np.mean(out))
@@ -371,10 +371,10 @@ def test_streaming_joins_line_up_the_pulses(f0):
     and still give exactly len(frames) * HOP samples, whatever the chunk size."""
     fr = _frames(240, f0)
     fr[:, 1] = 1.0
-    whole = world.synthesize(fr)
+    whole = vocoder.synthesize(fr)
 
     def stream(align, chunk=24):
-        s = world.StreamingSynth(align=align)
+        s = vocoder.StreamingSynth(align=align)
         return np.concatenate([s.push(fr[i:i + chunk], final=i + chunk >= len(fr)) for i in range(0, len(fr), chunk)] + [s.flush()])
     aligned, plain = stream(True), stream(False)
     assert len(aligned) == len(plain) == len(whole)
@@ -399,7 +399,7 @@ def bundle(tmp_path_factory):
     path = tmp_path_factory.mktemp("speech") / "tiny.safetensors"
     m = SpeechModel(cfg)
     m.feat_mean[0] = float(np.log(120.0))
-    m.feat_mean[2:2 + world.N_SP] = torch.from_numpy(_frames(1)[0, 2:2 + world.N_SP])
+    m.feat_mean[2:2 + vocoder.N_SP] = torch.from_numpy(_frames(1)[0, 2:2 + vocoder.N_SP])
     m.feat_std.fill_(0.1)
     m.feat_std[1] = 1.0
     with torch.no_grad():
@@ -426,10 +426,10 @@ def test_session_streams_chunks_that_add_up_to_the_take(bundle):
     parts = [d for k, d in ev if k == "partial"]
     out = [d for k, d in ev if k == "output"][0]
     assert [p["chunk"] for p in parts] == list(range(len(parts)))
-    assert all(len(p["audio"]) <= 0.3 * world.FS for p in parts[:-1])
+    assert all(len(p["audio"]) <= 0.3 * vocoder.FS for p in parts[:-1])
     assert np.array_equal(np.concatenate([p["audio"] for p in parts]), out["audio"])
     assert out["spec"].shape == (len(out["f0"]), 64) and np.isfinite(out["audio"]).all()
-    assert parts[1]["t0"] == pytest.approx(len(parts[0]["audio"]) / world.FS)
+    assert parts[1]["t0"] == pytest.approx(len(parts[0]["audio"]) / vocoder.FS)
 
 
 def test_vocoder_worker_sends_the_first_chunk_at_once_and_stops_with_the_take(bundle):
@@ -563,22 +563,22 @@ def test_one_training_step_lowers_the_loss(char_align, ss, delta):
 
 
 def test_delta_loss_sees_blurred_edges_on_the_5ms_grid_and_ignores_offsets_and_padding():
-    B, T, n = 1, 8, world.N_FEAT + world.N_MID
+    B, T, n = 1, 8, vocoder.N_FEAT + vocoder.N_MID
     tgt = torch.zeros(B, T, n)
-    tgt[:, 4:, 2:world.N_FEAT] = 1.0  # an edge between frame 3's mid-frame and frame 4
-    tgt[:, 4:, world.N_FEAT:] = 1.0
+    tgt[:, 4:, 2:vocoder.N_FEAT] = 1.0  # an edge between frame 3's mid-frame and frame 4
+    tgt[:, 4:, vocoder.N_FEAT:] = 1.0
     mask = torch.ones(B, T)
     loss = SpeechModel._delta_loss
     assert float(loss(tgt, tgt, mask)) == 0.0
     assert float(loss(tgt + 0.3, tgt, mask)) == pytest.approx(0.0, abs=1e-6)  # a constant offset: no change error
     blur = tgt.clone()
-    blur[:, 3, world.N_FEAT:] = 0.5  # the edge spread over one more 5 ms step
+    blur[:, 3, vocoder.N_FEAT:] = 0.5  # the edge spread over one more 5 ms step
     assert float(loss(blur, tgt, mask)) > 0
     late = tgt.clone()
     late[:, 6:] = 5.0
     mask[:, 6:] = 0.0  # padding: its changes do not count
     assert float(loss(late, tgt, mask)) == pytest.approx(0.0, abs=1e-6)
-    plain = tgt[..., :world.N_FEAT]  # 10 ms frames: changes between frames
+    plain = tgt[..., :vocoder.N_FEAT]  # 10 ms frames: changes between frames
     assert float(loss(plain, plain, torch.ones(B, T))) == 0.0 and float(loss(plain * 0, plain, torch.ones(B, T))) > 0
 
 
@@ -615,7 +615,7 @@ def test_retimed_character_frames_add_up_to_the_new_words():
     chars = np.array([4, 6, 10, 7, 5, 2])  # the pause (6) sits on the last character of word 0
     lengths = prosody.retime_lengths(wf, pf, tempo=0.8, pause=1.5)
     new = prosody.retime_chars(chars, spans, lengths)
-    _, new_wf = prosody.retime(np.zeros((34, world.N_FEAT), np.float32), wf, pf, 0.8, 1.5)
+    _, new_wf = prosody.retime(np.zeros((34, vocoder.N_FEAT), np.float32), wf, pf, 0.8, 1.5)
     assert np.allclose([new[:3].sum(), new[3:].sum()], new_wf)
 
 

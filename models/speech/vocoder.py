@@ -74,7 +74,7 @@ def pyworld():
             raise ImportError("pyworld is not installed (pip install pyworld)") from None
         for d in spec.submodule_search_locations:
             for f in glob.glob(os.path.join(d, "pyworld*.so")) + glob.glob(os.path.join(d, "pyworld*.pyd")):
-                ext = importlib.util.spec_from_file_location("pyworld.pyworld", f)
+                ext = importlib.util.spec_from_file_location("pyvocoder.pyworld", f)
                 mod = importlib.util.module_from_spec(ext)
                 ext.loader.exec_module(mod)
                 return mod
