@@ -3,7 +3,12 @@ editing requests of the panel.
 
 Modes (params["mode"]):
   generate  prompt, n (1-8 candidates, one batch), temperature, top_p, guidance, seed, max_tokens,
-            stop_loops (default True: a candidate that redraws the same points over and over ends there)
+            stop_loops (default True: a candidate that redraws the same points over and over ends there),
+            exemplars: "auto" (default: the library icons whose labels match the prompt best), "off",
+            or a list of library ids (the user's picks); k_exemplars (0-3, default 2). The model sees
+            the exemplars first (TXT EXM <icon> EXM <icon> BOS ...) and draws a new icon of the concept;
+            the output names them with their licence and attribution, and each candidate's raster IoU
+            with each exemplar (novelty: a copy would score 1).
   infill    paths (the icon), index (the path to redraw), prompt: redraw one path, the rest as context
   suggest   paths, prompt: draw one more path after the given ones
   import    svg (document text): normalise it through the same pipeline as the training data
@@ -37,9 +42,10 @@ from models.common.session import ParamError, StreamSession, check_range
 from models.common.speculative import NGramDrafter, accept_or_resample
 from models.common.weights import load_config, load_weights
 from models.icon.model import IconConfig, IconModel
-from models.icon.svg import IconError, IconPath, parse_svg, render_paths, to_svg
-from models.icon.tokenizer import (BOS, EOS, PATH, START, TXT, Grammar, GrammarTracker, close_row, decode,
-                                   encode_paths, fim_prompt, repeating_tail)
+from models.icon.library import LIBRARY_DIR, IconLibrary
+from models.icon.svg import IconError, IconPath, iou, parse_svg, render_paths, to_svg
+from models.icon.tokenizer import (EOS, PATH, START, TXT, Grammar, GrammarTracker, close_row, decode,
+                                   encode_paths, exemplar_prompt, fim_prompt, repeating_tail)
 
 STEP_BUDGET_S = 0.03  # decode for about this long per step() so cancel / steer stay instant
 PARTIAL_EVERY = 6  # tokens between updates of the path in progress
@@ -55,6 +61,7 @@ class IconBundle:
     encoder: object  # models.common.text.TextEncoder (None in tests that pass text vectors)
     ngrams: dict
     evaluator: object | None = None
+    library: object | None = None  # models.icon.library.IconLibrary (None when not shipped)
     # an int8-weight copy of model.gpt for sampled decoding on CPU (models.common.quant); greedy
     # speculative decoding keeps the float model: dynamic int8 quantises the activations of a whole
     # call together, so a verify pass over several drafted tokens would not match one-token steps
@@ -84,7 +91,10 @@ def load_bundle(device: str = "cpu", weights=None, with_text: bool = True, int8:
         from models.icon.evaluator import load_evaluator
 
         evaluator = load_evaluator(ev_path, device)
-    return IconBundle(model, encoder, ngrams, evaluator, fast_gpt)
+    library = None
+    if with_text and (LIBRARY_DIR / "icons.npz").exists():
+        library = IconLibrary(LIBRARY_DIR)
+    return IconBundle(model, encoder, ngrams, evaluator, fast_gpt, library)
 
 
 # ---- speculative decoding ----------------------------------------------------------------------
@@ -224,8 +234,11 @@ class IconSession(StreamSession):
         self.sampling = SamplingParams(temperature=temperature, top_p=top_p, guidance=guidance, seed=seed)
 
         self.context_paths: list[dict] = []
+        self.exemplars: list = []
+        text = self._text_vector(prompt)  # (384,) zeros when there is no prompt
         if mode == "generate":
-            ctx = [TXT, BOS]
+            self.exemplars = self._pick_exemplars(params, text, prompt)
+            ctx = [TXT] + exemplar_prompt([e.tokens for e in self.exemplars])
         else:
             self.context_paths = self._read_paths(params.get("paths"))
             paths = [IconPath.from_wire(p) for p in self.context_paths]
@@ -242,7 +255,6 @@ class IconSession(StreamSession):
             raise ParamError("the icon is too large to add to; delete some paths first")
         self.max_new = min(check_range(params, "max_tokens", 8, 1024, 1000, int), budget)
         self.n = n
-        text = self._text_vector(prompt)  # (384,) zeros when there is no prompt
         use_cfg = guidance != 1.0 and bool(prompt)
         rows = 2 * n if use_cfg else n
         prompt_t = torch.tensor([ctx] * rows, device=self.device)
@@ -275,6 +287,28 @@ class IconSession(StreamSession):
         self.path_count = [0] * n
         self.prompt = prompt
         return [("progress", {"done": 0, "total": self.max_new + 1, "n": n, "mode": mode})]
+
+    def _pick_exemplars(self, params: dict, text: np.ndarray, prompt: str) -> list:
+        """The library icons the model is shown before drawing (see the module docstring)."""
+        lib = self.bundle.library
+        choice = params.get("exemplars", "auto")
+        k = check_range(params, "k_exemplars", 0, 3, 2, int)
+        if lib is None or choice == "off" or k == 0:
+            return []
+        if isinstance(choice, (list, tuple)):
+            ids = []
+            for i in choice[:3]:
+                if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(lib):
+                    raise ParamError(f"exemplars must be library icon numbers (0 to {len(lib) - 1}), got {i!r}")
+                ids.append(i)
+            return [lib.icon(i) for i in ids]
+        if choice != "auto":
+            raise ParamError("exemplars must be 'auto', 'off' or a list of library icon numbers")
+        if not prompt or not np.any(text):
+            return []
+        exclude = set(params.get("exclude_library") or [])  # the bench hides the icons it asks for
+        seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
+        return [lib.icon(i) for i, _ in lib.search(text, k, exclude=exclude, seed=seed)]
 
     def _sampled(self, prompt_t, embeds, use_cfg) -> Iterator[np.ndarray]:
         tracker = self.tracker
@@ -421,6 +455,13 @@ class IconSession(StreamSession):
             svg = to_svg([IconPath.from_wire(p) for p in wire]) if wire else ""
             cands.append({"paths": wire, "svg": svg, "valid": valid, "ended": self.ended[b]})
         data = {"mode": self.mode, "candidates": cands, "prompt": self.prompt}
+        if self.exemplars:
+            data["exemplars"] = [{"id": e.id, "name": e.name, "set": e.set, "license": e.license, "author": e.author,
+                                  "attribution": e.attribution, "svg": to_svg(decode(e.tokens))} for e in self.exemplars]
+            ex_r = [render_paths(decode(e.tokens), 64) > 0.5 for e in self.exemplars]
+            for c in cands:  # novelty: how much of each exemplar a candidate repeats (1 = a copy)
+                r = render_paths([IconPath.from_wire(p) for p in c["paths"]], 64) > 0.5 if c["paths"] else None
+                c["exemplar_iou"] = [round(iou(r, x), 3) if r is not None else 0.0 for x in ex_r]
         if self.mode != "generate":
             data["index"] = self.index
         ev = self.bundle.evaluator

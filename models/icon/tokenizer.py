@@ -6,6 +6,8 @@
 x and y have their own token ranges, so every token says what it is and the sequence decodes
 without look-ahead. Fill-in-the-middle (FIM) requests put the paths around a hole before the path
 to draw:  TXT FIM_PRE <paths before> FIM_SUF <paths after> FIM_MID path EOS.
+Exemplar-conditioned generation (library icons of the prompt's concept shown to the model first):
+          TXT EXM <exemplar 1 paths> [EXM <exemplar 2 paths>] BOS path+ EOS.
 
 `Grammar` is the state machine of this language; its `bias` table plugs into the decoding core's
 `logits_bias` hook so every sample is a valid token sequence.
@@ -16,8 +18,8 @@ import numpy as np
 
 from models.icon.svg import GRID, N_POINTS, IconPath
 
-PAD, BOS, EOS, PATH, M, L, C, Z, TXT, FIM_PRE, FIM_SUF, FIM_MID = range(12)
-SPECIAL = ["PAD", "BOS", "EOS", "PATH", "M", "L", "C", "Z", "TXT", "FIM_PRE", "FIM_SUF", "FIM_MID"]
+PAD, BOS, EOS, PATH, M, L, C, Z, TXT, FIM_PRE, FIM_SUF, FIM_MID, EXM = range(13)
+SPECIAL = ["PAD", "BOS", "EOS", "PATH", "M", "L", "C", "Z", "TXT", "FIM_PRE", "FIM_SUF", "FIM_MID", "EXM"]
 X0 = 16  # x coordinate tokens X0 .. X0+GRID-1
 Y0 = X0 + GRID  # y coordinate tokens
 VOCAB = Y0 + GRID
@@ -104,6 +106,16 @@ def decode(tokens, *, partial: bool = False) -> list[IconPath]:
 def fim_prompt(before: list[IconPath], after: list[IconPath]) -> list[int]:
     """Context tokens for redrawing the path between `before` and `after` (empty `after` = suggest next)."""
     return [FIM_PRE] + encode_paths(before) + [FIM_SUF] + encode_paths(after) + [FIM_MID]
+
+
+def exemplar_prompt(exemplars: list) -> list[int]:
+    """Context tokens showing library icons before the new one: EXM <paths> per exemplar, then BOS.
+    exemplars: token arrays of whole icons (BOS ... EOS) or of their paths only."""
+    out: list[int] = []
+    for ex in exemplars:
+        body = [int(t) for t in ex if int(t) not in (BOS, EOS)]
+        out += [EXM] + body
+    return out + [BOS]
 
 
 # ---- grammar ------------------------------------------------------------------------------------

@@ -7,6 +7,12 @@ after it as context, or, half of those, suggest path i given only the paths befo
 dropped for 10% of samples so classifier-free guidance works. Batches group icons of similar
 length. Resumable: the checkpoint in --run-dir is picked up again; weights with the best
 validation loss are exported to assets/icon/icon.safetensors (fp16) + icon.json.
+
+Exemplar conditioning (--exemplar-share P, usually with --init from the shipped weights): a share P
+of the whole-icon samples first show one or two *other* icons of the same concept (the same base
+name, "home" for "home-outline") drawn by *other* icon sets, TXT EXM <exemplar> [EXM <exemplar>]
+BOS <target> EOS, so the model learns to draw the concept anew in its own way (the target's set),
+not to copy. Exemplars come from the same split as the target, so validation pairs are unseen.
 """
 from __future__ import annotations
 
@@ -23,15 +29,37 @@ import torch
 from models.common.paths import asset, cache_dir
 from models.common.weights import save_weights
 from models.icon.model import IconConfig, IconModel
-from models.icon.tokenizer import BOS, EOS, FIM_MID, FIM_PRE, FIM_SUF, PATH, TXT
+from models.icon.tokenizer import BOS, EOS, EXM, FIM_MID, FIM_PRE, FIM_SUF, PATH, TXT
 
 P_FIM, P_SUGGEST, P_DROP_TEXT, P_RICH_TEXT = 0.3, 0.5, 0.1, 0.5
+P_TWO_EXEMPLARS = 0.35  # of exemplar samples: two exemplars instead of one
+MAX_EXEMPLAR_TOKENS = 320  # longer library icons are not used as exemplars (context and CPU time)
+
+
+def concept_groups(names: list[str], set_id: np.ndarray, members: np.ndarray, lengths: np.ndarray) -> dict[int, np.ndarray]:
+    """icon index -> the other icons of its concept (same base name) from other sets, short enough to
+    show as exemplars. names: "set:name" per corpus icon; members: the icons to group (one split)."""
+    from models.icon.data import base_name
+
+    by_base: dict[str, list[int]] = {}
+    for i in members:
+        by_base.setdefault(base_name(names[i].split(":", 1)[1]), []).append(int(i))
+    out: dict[int, np.ndarray] = {}
+    for group in by_base.values():
+        if len(group) < 2:
+            continue
+        g = np.array(group)
+        for i in group:
+            other = g[(set_id[g] != set_id[i]) & (lengths[g] <= MAX_EXEMPLAR_TOKENS)]
+            if len(other):
+                out[i] = other
+    return out
 
 
 class Corpus:
     """Token arrays of one split, with their label embeddings, for sampling training sequences."""
 
-    def __init__(self, path: Path, split: int, max_len: int):
+    def __init__(self, path: Path, split: int, max_len: int, exemplar_share: float = 0.0):
         z = np.load(path)
         keep = np.nonzero(z["split"] == split)[0]
         off = z["offsets"]
@@ -41,6 +69,12 @@ class Corpus:
         self.text_a, self.text_b = z["text_a"], z["text_b"]
         self.emb = z["text_emb"].astype(np.float32) / 127.0
         self.max_len = max_len
+        self.exemplar_share = exemplar_share
+        self.partners: dict[int, np.ndarray] = {}
+        if exemplar_share > 0:
+            names = json.loads(Path(path).with_suffix(".json").read_text())["names"]
+            all_len = off[1:] - off[:-1]
+            self.partners = concept_groups(names, z["set_id"], keep, all_len)
 
     def __len__(self):
         return len(self.idx)
@@ -62,6 +96,17 @@ class Corpus:
         if fim is None:
             fim = rng.random() < P_FIM
         if not fim:
+            partners = self.partners.get(int(i))
+            if partners is not None and rng.random() < self.exemplar_share:
+                k = 2 if len(partners) > 1 and rng.random() < P_TWO_EXEMPLARS else 1
+                seq = [TXT]
+                for e in rng.choice(partners, size=k, replace=False):
+                    ex = self.icon(int(e))[1:-1]
+                    if len(seq) + len(ex) + 1 + len(toks) > self.max_len:
+                        break
+                    seq += [EXM] + ex.tolist()
+                first = len(seq)  # BOS predicts the first token of the new icon
+                return seq + toks.tolist(), first, text
             return [TXT] + toks.tolist(), 1, text  # learn from BOS on
         k = int(rng.integers(len(starts) - 1))
         pre, mid = body[:starts[k]], body[starts[k]:starts[k + 1]]
@@ -102,16 +147,23 @@ def collate(samples, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def evaluate(model, corpus: Corpus, device, n: int = 256, fim: bool = False, amp=None) -> float:
+def evaluate(model, corpus: Corpus, device, n: int = 256, fim: bool = False, amp=None,
+             exemplars: bool | None = None) -> float:
+    """Mean validation loss on n icons. exemplars=True: only icons with partners, shown one or two
+    exemplars; False: the same icons without them (the pair shows what the exemplars add)."""
     rng = np.random.default_rng(1234)
     model.eval()
-    picks = rng.choice(corpus.idx, size=min(n, len(corpus)), replace=False)
+    pool = corpus.idx if exemplars is None else np.array(sorted(corpus.partners))
+    picks = rng.choice(pool, size=min(n, len(pool)), replace=False)
+    share = corpus.exemplar_share
+    corpus.exemplar_share = 1.0 if exemplars else 0.0 if exemplars is not None else share
     losses = []
     for k in range(0, len(picks), 32):
         batch = [corpus.sample(int(i), rng, fim=fim, drop_text=0.0) for i in picks[k:k + 32]]
         idx, text, tgt = collate(batch, device)
         with amp():
             losses.append(float(model(idx, text, tgt)))
+    corpus.exemplar_share = share
     model.train()
     return float(np.mean(losses))
 
@@ -136,6 +188,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--exemplar-share", type=float, default=0.0,
+                    help="share of whole-icon samples shown one or two same-concept icons from other sets first")
+    ap.add_argument("--init", default=None, help="start from these weights (e.g. the shipped icon.safetensors)")
     args = ap.parse_args(argv)
 
     ddp = "RANK" in os.environ
@@ -164,10 +219,15 @@ def main(argv=None) -> int:
             log_f.flush()
 
     data = Path(args.data) if args.data else cache_dir("icon") / "corpus.npz"
-    train, val = Corpus(data, 0, args.max_len), Corpus(data, 1, args.max_len)
+    train = Corpus(data, 0, args.max_len, args.exemplar_share)
+    val = Corpus(data, 1, args.max_len, args.exemplar_share)
     ckpt_path = run / "ckpt.pt"
     cfg = IconConfig(d_model=args.d_model, n_layer=args.n_layer, n_head=args.n_head, max_seq_len=args.max_len,
                      dropout=args.dropout)
+    if args.init:
+        from models.common.weights import load_config
+
+        cfg = IconConfig.from_dict({**load_config(Path(args.init))["config"], "dropout": args.dropout})
     state = None
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -180,13 +240,20 @@ def main(argv=None) -> int:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), fused=cuda)
     step, tokens_seen, best_val, t_used = 0, 0, float("inf"), 0.0
+    if args.init and not state:
+        from models.common.weights import load_weights
+
+        load_weights(model, Path(args.init), device)
+        model.train()
+        log(f"initialised from {args.init}")
     if state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, tokens_seen, best_val, t_used = state["step"], state["tokens_seen"], state["best_val"], state.get("t_used", 0.0)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None) if ddp else model
     log(f"model {model.num_params() / 1e6:.2f} M params, config {cfg.to_dict()}; train {len(train)} icons, "
-        f"val {len(val)}; device {device} x{world}")
+        f"val {len(val)}; with exemplar partners: train {len(train.partners)}, val {len(val.partners)}; "
+        f"device {device} x{world}")
 
     rng = np.random.default_rng(args.seed + 1000 * rank + step)
     batches = train.batches(args.tokens_per_batch, rng, rank, world)
@@ -240,7 +307,12 @@ def main(argv=None) -> int:
         if step % args.eval_every == 0 or step == args.max_steps or out_of_time:
             t_used_now = elapsed
             v, vf = evaluate(model, val, device, amp=amp), evaluate(model, val, device, fim=True, amp=amp)
-            log(f"step {step} val loss {v:.4f} val fim loss {vf:.4f} ({elapsed / 60:.1f} min)")
+            ex = ""
+            if val.partners:
+                ve, vn = (evaluate(model, val, device, amp=amp, exemplars=flag) for flag in (True, False))
+                ex = f" val with exemplars {ve:.4f} without {vn:.4f}"
+                v = ve  # select on the task the panel runs
+            log(f"step {step} val loss {v:.4f} val fim loss {vf:.4f}{ex} ({elapsed / 60:.1f} min)")
             t_used, t_start = t_used_now, time.time()
             if v < best_val:
                 best_val = v
