@@ -65,9 +65,21 @@ def cmd_serve(args) -> int:
             print(f"weft-engine: another engine already serves {endpoint}", file=sys.stderr)
             return 3
         Path(endpoint[6:]).unlink(missing_ok=True)  # a stale socket from a crashed engine
+    if args.backend == "local" and (args.ray_address or args.ray_config):
+        print("weft-engine: --ray-address and --ray-config need --backend ray", file=sys.stderr)
+        return 2
     try:
         token = read_token(args.token_file)
-        engine = Engine(endpoint, token=token, device=args.device, idle_exit_s=args.idle_exit or None)
+        if args.backend == "ray":
+            try:
+                from engine.ray_backend import RayEngine
+            except ImportError as e:
+                print(f"weft-engine: the Ray backend needs Ray: pip install 'weft-studio[ray]' ({e})", file=sys.stderr)
+                return 2
+            engine = RayEngine(endpoint, token=token, device=args.device, idle_exit_s=args.idle_exit or None,
+                               ray_address=args.ray_address, ray_config=args.ray_config)
+        else:
+            engine = Engine(endpoint, token=token, device=args.device, idle_exit_s=args.idle_exit or None)
     except (ValueError, OSError) as e:
         print(f"weft-engine: {e}", file=sys.stderr)
         return 2
@@ -138,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--parent-pid", type=int, default=0, help="exit when this process exits")
     s.add_argument("--idle-exit", type=float, default=0, metavar="S",
                    help="stop after S seconds with no request and no job (the CLI's shared engine)")
+    s.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="where jobs run: this process (default) or a Ray cluster (needs the 'ray' extra)")
+    s.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to join, e.g. 10.0.0.5:6379 or auto (default: start a local Ray sized to this machine)")
+    s.add_argument("--ray-config", metavar="FILE",
+                   help="per-task replicas, autoscaling and actor pools (default: engine/ray_config.toml)")
     s.add_argument("--log-file")
     s.add_argument("-v", "--verbose", action="store_true")
     st = sub.add_parser("status", help="ask a running engine for its status")
