@@ -3,26 +3,47 @@ in the editor to move points, delete paths, ask the model to redraw a path or su
 import an SVG (file or drag-and-drop) and export SVG / PNG. Talks to the engine's "icon" task only."""
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QRectF, Qt
-from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPainter, QUndoCommand, QUndoStack
+from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPainter, QUndoCommand
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QProgressBar, QPushButton, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel,
+                               QLineEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QToolBar,
+                               QVBoxLayout, QWidget)
 
 from app.panel import Panel
 from engine.protocol import Event
 from widgets.icon_grid import CandidateGrid
-from widgets.svg_canvas import IconCanvas, icon_svg
+from widgets.svg_canvas import N_POINTS, IconCanvas, icon_svg
 
 MAX_IMPORT_BYTES = 2_000_000
 
 
 def _copy(paths: list[dict]) -> list[dict]:
     return [{"cmds": p["cmds"], "pts": np.array(p["pts"], dtype=np.float32).reshape(-1, 2)} for p in paths]
+
+
+def _wire(paths: list[dict]) -> list[dict]:
+    """Paths as JSON: {"cmds": "MLCZ", "pts": [[x, y], ...]} on the 0..511 grid."""
+    return [{"cmds": p["cmds"], "pts": np.asarray(p["pts"], np.float32).reshape(-1, 2).round(3).tolist()}
+            for p in paths]
+
+
+def _paths_from_wire(raw) -> list[dict]:
+    out = []
+    for p in raw:
+        cmds = str(p["cmds"])
+        if set(cmds) - set("MLCZ"):
+            raise ValueError(f"unknown path command in {cmds[:20]!r}")
+        pts = np.asarray(p["pts"], np.float32).reshape(-1, 2)
+        if len(pts) != sum(N_POINTS[c] for c in cmds):
+            raise ValueError(f"a path has {len(pts)} points for commands {cmds[:20]!r}")
+        out.append({"cmds": cmds, "pts": pts})
+    return out
 
 
 class SetPathsCommand(QUndoCommand):
@@ -59,12 +80,16 @@ class MovePointsCommand(QUndoCommand):
 class IconPanel(Panel):
     title = "Icon"
     task = "icon"
+    import_formats = (".svg",)
+    can_export = True
 
     def __init__(self, bridge, settings, parent=None):
         super().__init__(bridge, settings, parent)
-        self.undo_stack = QUndoStack(self)
         self.candidates: list[dict] = []  # finished candidates of the last generation
+        self.scores: list[float] | None = None  # their text-match scores, when the engine sent them
         self.job_mode: str | None = None
+        self._running_text = ""  # the status shown while the job runs (replaced when it ends)
+        self.queued_import: tuple[str, str] | None = None  # (svg text, file name) waiting for a generation
         self._build()
         self.restore_state(self.settings.panel_state.get("icon", {}))
 
@@ -80,9 +105,8 @@ class IconPanel(Panel):
         self.top_p = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=0.95)
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.25, value=2.0)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        dice = QPushButton("🎲")
+        dice = QPushButton("Random")
         dice.setToolTip("New random seed")
-        dice.setFixedWidth(32)
         dice.clicked.connect(lambda: self.seed.setValue(random.randrange(2**31 - 1)))
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
@@ -114,6 +138,18 @@ class IconPanel(Panel):
         form.addRow(btns)
         form.addRow(self.progress)
         form.addRow(self.status)
+        for w, label in ((self.prompt, "prompt"), (self.n_spin, "candidates"), (self.temp, "temperature"),
+                         (self.top_p, "top-p"), (self.guidance, "guidance"), (self.seed, "seed"),
+                         (self.rerank, "rerank")):
+            self.fields.watch(w, label)
+        # the inputs scroll when the window is short (1280x800 with the Engine dock open)
+        self.controls_scroll = QScrollArea()
+        self.controls_scroll.setWidgetResizable(True)
+        self.controls_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.controls_scroll.setWidget(controls)
+        self.controls_scroll.setMinimumWidth(controls.sizeHint().width()
+                                             + self.controls_scroll.verticalScrollBar().sizeHint().width())
 
         self.grid = CandidateGrid()
         self.grid.candidateClicked.connect(self.open_candidate)
@@ -127,24 +163,20 @@ class IconPanel(Panel):
         self.canvas.selectionChanged.connect(lambda _i: self._update_actions())
         self.canvas.fileDropped.connect(self.import_file)
         self.act_redraw = self._action("Redraw selected path", self.redraw_selected, "Ctrl+R")
-        self.act_suggest = self._action("Suggest next path", self.suggest_next, "Ctrl+N")
+        self.act_suggest = self._action("Suggest next path", self.suggest_next, "Ctrl+Shift+N")
         self.act_delete = self._action("Delete path", self.delete_selected, QKeySequence.StandardKey.Delete)
         self.toolbar.addSeparator()
-        undo = self.undo_stack.createUndoAction(self, "Undo")
-        undo.setShortcut(QKeySequence.StandardKey.Undo)
-        redo = self.undo_stack.createRedoAction(self, "Redo")
-        redo.setShortcut(QKeySequence.StandardKey.Redo)
-        self.toolbar.addAction(undo)
-        self.toolbar.addAction(redo)
-        self.addAction(undo)
-        self.addAction(redo)
+        # no shortcuts here: Ctrl+Z / Ctrl+Shift+Z belong to the window's Edit menu, which acts on this stack
+        self.toolbar.addAction(self.undo_stack.createUndoAction(self, "Undo"))
+        self.toolbar.addAction(self.undo_stack.createRedoAction(self, "Redo"))
         self.toolbar.addSeparator()
         self._action("Zoom in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn)
         self._action("Zoom out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
         self._action("Fit", self.canvas.fit)
         self.toolbar.addSeparator()
-        self._action("Import SVG…", self.import_dialog, QKeySequence.StandardKey.Open)
-        self._action("Export SVG…", self.export_svg_dialog, QKeySequence.StandardKey.Save)
+        # File > Import… / Export… (Ctrl+I / Ctrl+E) reach these too; Ctrl+O / Ctrl+S open and save projects
+        self._action("Import SVG…", self.import_dialog)
+        self._action("Export SVG…", self.export_svg_dialog)
         self.png_size = QSpinBox(minimum=16, maximum=4096, value=512, suffix=" px")
         self.png_size.setToolTip("Size of exported PNG files")
         self._action("Export PNG…", self.export_png_dialog)
@@ -153,7 +185,7 @@ class IconPanel(Panel):
         ev.addWidget(self.canvas, 1)
 
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(controls)
+        split.addWidget(self.controls_scroll)
         split.addWidget(self.grid)
         split.addWidget(editor)
         split.setStretchFactor(1, 2)
@@ -224,12 +256,25 @@ class IconPanel(Panel):
             self._update_actions()
 
     def _start(self, params: dict, mode: str) -> None:
+        if mode != "generate":  # tiles of a generation this request replaces stop saying "drawing…"
+            self._stop_drawing("stopped")
         self.job_mode = mode
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.status.setText({"generate": "Generating…", "infill": "Redrawing the selected path…",
-                             "suggest": "Suggesting the next path…", "import": "Importing…"}[mode])
-        self.run_job(params)
+        self._running_text = {"generate": "Generating…", "infill": "Redrawing the selected path…",
+                              "suggest": "Suggesting the next path…", "import": "Importing…"}[mode]
+        self.status.setText(self._running_text)
+        if self.run_job(params) is None:  # no engine: nothing runs, so nothing may say it does
+            self._running_text = ""
+            self.status.setText("")
+            self.job_mode = None
+            if mode == "generate":
+                self._stop_drawing("stopped")
+
+    def _stop_drawing(self, state: str) -> None:
+        for t in self.grid.tiles:
+            if t.state == "drawing":
+                t.stop(state)
 
     # ---- events -------------------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
@@ -251,6 +296,7 @@ class IconPanel(Panel):
 
     def _output(self, d: dict) -> None:
         mode = d.get("mode")
+        self._running_text = ""
         if mode == "import":
             self.undo_stack.push(SetPathsCommand(self, self.canvas.paths, d["paths"], "Import SVG"))
             self.canvas.fit()
@@ -263,8 +309,10 @@ class IconPanel(Panel):
                 tile = self.grid.tile(i)
                 if tile is not None:
                     tile.finish(c["paths"], c["valid"])
+            self.scores = None
             if "scores" in d:
-                self.grid.set_scores(list(np.asarray(d["scores"])), rerank=self.rerank.isChecked())
+                self.scores = [float(x) for x in np.asarray(d["scores"]).reshape(-1)]
+                self.grid.set_scores(self.scores, rerank=self.rerank.isChecked())
             n_ok = sum(c["valid"] for c in cands)
             self.status.setText(f"{n_ok} of {len(cands)} candidates complete. Click one to edit it.")
         elif cands:
@@ -279,17 +327,29 @@ class IconPanel(Panel):
             self.status.setText(f"{text}: done.")
 
     def _job_ended(self, _job: str, kind: str) -> None:
+        """Whatever way a job ends, nothing keeps saying it runs ("drawing…", "Importing…")."""
         self._set_running(False)
         self.canvas.set_preview(None)
-        if self.progress.maximum() > 1:
+        if kind == "finished" and self.progress.maximum() > 1:
             self.progress.setValue(self.progress.maximum())
+        elif kind != "finished":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        self._stop_drawing("stopped" if kind == "cancelled" else "invalid")
         if kind == "cancelled":
             self.status.setText("Stopped.")
-            for t in self.grid.tiles:
-                if t.state == "drawing":
-                    t.state = "invalid"
-                    t.update()
+        elif kind == "error":
+            self.status.setText("The job failed (see the message above).")
+        elif self._running_text:  # finished without an output to report
+            self.status.setText("Done.")
+        self._running_text = ""
         self.job_mode = None
+        if self.queued_import is not None:
+            text, name = self.queued_import
+            self.queued_import = None
+            self._start({"mode": "import", "svg": text}, "import")
+            if self.job:
+                self.status.setText(f"Importing {name}…")
 
     # ---- editor -------------------------------------------------------------------------------
     def open_candidate(self, i: int) -> None:
@@ -323,8 +383,14 @@ class IconPanel(Panel):
         except (OSError, ValueError) as e:
             self.error_box.show_error(f"Cannot import {p.name}: {e}")
             return
-        self._start({"mode": "import", "svg": text}, "import")
         self.settings.add_recent(str(p))
+        if self.job is not None and self.job_mode in ("generate", "infill", "suggest"):
+            # a running generation is not thrown away for an import: it waits, and says so
+            self.queued_import = (text, p.name)
+            self.status.setText(f"The import of {p.name} waits for the current generation "
+                                "(press Stop to import it now).")
+            return
+        self._start({"mode": "import", "svg": text}, "import")
 
     def svg_text(self, size: int | None = None) -> str:
         return icon_svg(self.canvas.paths, size=size, fill="#000000")
@@ -359,6 +425,80 @@ class IconPanel(Panel):
         path, _ = QFileDialog.getSaveFileName(self, "Export PNG", "icon.png", "PNG images (*.png)")
         if path and not self.export_png(path, int(self.png_size.value())):
             self.error_box.show_error(f"Could not write {path}.")
+
+    # ---- File menu ----------------------------------------------------------------------------
+    def open_file(self, path: str) -> bool:
+        self.import_file(path)
+        return True
+
+    def file_import(self) -> None:
+        self.import_dialog()
+
+    def file_export(self) -> None:
+        if not self.canvas.paths:
+            self.error_box.show_error("Nothing to export: open a candidate or import an icon first.")
+            return
+        path, chosen = QFileDialog.getSaveFileName(self, "Export the icon", "icon.svg",
+                                                   "SVG files (*.svg);;PNG images (*.png)")
+        if not path:
+            return
+        if Path(path).suffix.lower() not in (".svg", ".png"):
+            path += ".png" if "PNG" in chosen else ".svg"
+        try:
+            if path.lower().endswith(".png"):
+                if not self.export_png(path, int(self.png_size.value())):
+                    raise OSError("the image could not be written")
+            else:
+                self.export_svg(path)
+        except OSError as e:
+            self.error_box.show_error(f"Could not write {path}: {e}")
+            return
+        self.status.setText(f"Exported {Path(path).name}.")
+
+    # ---- results in project files -------------------------------------------------------------
+    def save_results(self) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        if self.canvas.paths:
+            out["editor.json"] = json.dumps({"paths": _wire(self.canvas.paths)}).encode()
+            out["editor.svg"] = self.svg_text().encode()
+        cands = self.candidates or [{"paths": t.paths, "valid": False} for t in self.grid.tiles if t.paths]
+        if cands:
+            chosen = next((t.index for t in self.grid.tiles if t.chosen), -1)
+            out["candidates.json"] = json.dumps({"candidates": [{"paths": _wire(c["paths"]), "valid": bool(c["valid"])}
+                                                                for c in cands],
+                                                 "scores": self.scores, "chosen": chosen}).encode()
+            for i, c in enumerate(cands):
+                if c["paths"]:
+                    out[f"candidate-{i + 1}.svg"] = icon_svg(c["paths"], fill="#000000").encode()
+        return out
+
+    def restore_results(self, files: dict[str, bytes]) -> None:
+        self.queued_import = None
+        try:
+            editor = _paths_from_wire(json.loads(files["editor.json"])["paths"]) if "editor.json" in files else []
+            cands = []
+            scores, chosen = None, -1
+            if "candidates.json" in files:
+                raw = json.loads(files["candidates.json"])
+                cands = [{"paths": _paths_from_wire(c["paths"]), "valid": bool(c["valid"])} for c in raw["candidates"]]
+                if raw.get("scores") is not None:
+                    scores = [float(x) for x in raw["scores"]][:len(cands)]
+                chosen = int(raw.get("chosen", -1))
+        except (KeyError, TypeError, ValueError) as e:
+            self.error_box.show_error(f"The project's icon results could not be read ({e}); the inputs were restored.")
+            return
+        self.canvas.set_paths(editor, selected=-1)
+        self.canvas.fit()
+        self.candidates = cands
+        self.scores = scores
+        self.grid.reset(len(cands))
+        for i, c in enumerate(cands):
+            self.grid.tile(i).finish(c["paths"], c["valid"])
+        if scores and len(scores) == len(cands):
+            self.grid.set_scores(scores, rerank=self.rerank.isChecked())
+        self.grid.set_chosen(chosen)
+        self.status.setText("")
+        self._update_actions()
 
     # ---- state --------------------------------------------------------------------------------
     def save_state(self) -> dict:

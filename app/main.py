@@ -59,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("Weft Studio")
     app.setOrganizationName("Weft")
     settings = Settings.load()
-    apply_theme(app, settings.theme)
-    hints = app.styleHints()
-    if hasattr(hints, "colorSchemeChanged"):  # follow the system's dark/light switch while running
-        hints.colorSchemeChanged.connect(lambda *_: settings.theme == "system" and apply_theme(app, "system"))
+    apply_theme(app, settings.theme)  # dark unless the settings say light
     sys.excepthook = excepthook
     win = MainWindow(settings)
     win.show()

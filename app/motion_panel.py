@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
                                QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from app.panel import Panel
+from app.project import load_npz, npz_bytes
 from engine.protocol import Event
 from widgets.skeleton_view import SkeletonView
 
@@ -56,6 +57,8 @@ class MotionTake:
 class MotionPanel(Panel):
     title = "Motion"
     task = "motion"
+    import_formats = (".bvh",)
+    can_export = True
 
     def __init__(self, bridge, settings, parent=None):
         super().__init__(bridge, settings, parent)
@@ -124,6 +127,8 @@ class MotionPanel(Panel):
         self.root.addWidget(split, 1)
         self.root.addWidget(self.status)
 
+        self.fields.watch(self.command, "command")
+        self.fields.watch(self.speed_box, "speed")
         self.jobEnded.connect(lambda *_: self._update_buttons())
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / FPS))
@@ -288,6 +293,69 @@ class MotionPanel(Panel):
         np.savez(path, **arrays)
         return True
 
+    # ---- File menu ---------------------------------------------------------------------------
+    def open_file(self, path: str) -> bool:
+        return self.import_bvh(path) is not None
+
+    def file_import(self) -> None:
+        self.import_bvh_dialog()
+
+    def file_export(self) -> None:
+        path, chosen = QFileDialog.getSaveFileName(self, "Export the motion", "motion.bvh",
+                                                   "BVH motion (*.bvh);;NumPy archive (*.npz)")
+        if not path:
+            return
+        if Path(path).suffix.lower() not in (".bvh", ".npz"):
+            path += ".npz" if "npz" in chosen else ".bvh"
+        (self.export_npz if path.lower().endswith(".npz") else self.export_bvh)(path)
+
+    # ---- results in project files -------------------------------------------------------------
+    def save_results(self) -> dict[str, bytes]:
+        if not len(self.take):
+            return {}
+        arrays = {"points": np.stack(self.take.points), "parents": np.array(self.parents or [], np.int64),
+                  "command_frames": np.array([f for f, _ in self.take.commands], np.int64),
+                  "command_texts": np.array([t for _, t in self.take.commands], dtype=str),
+                  "bvh_header": np.array(self.header or ""), "bvh_lines": np.array(self.take.bvh_lines, dtype=str)}
+        if self.take.channels:
+            arrays["channels"] = np.stack(self.take.channels)
+        out = {"take.npz": npz_bytes(**arrays)}
+        if self.header and self.take.bvh_lines:
+            out["take.bvh"] = self.take.bvh_text(self.header).encode()
+        return out
+
+    def restore_results(self, files: dict[str, bytes]) -> None:
+        self.take.clear()
+        self.timeline.clear()
+        self.view.clear()
+        self.play_head = 0.0
+        self.header, self.parents = None, None
+        if "take.npz" not in files:
+            return
+        try:
+            z = load_npz(files["take.npz"])
+            points = np.asarray(z["points"], np.float32)
+            if points.ndim != 3 or points.shape[2] != 3:
+                raise ValueError(f"joint positions of shape {points.shape}")
+            parents = [int(p) for p in z["parents"]]
+            if parents and len(parents) != points.shape[1]:
+                raise ValueError(f"{len(parents)} parents for {points.shape[1]} joints")
+            lines = [str(x) for x in z.get("bvh_lines", [])]
+            channels = np.asarray(z["channels"], np.float32) if "channels" in z else None
+            self.take.put(0, points, lines or None, channels)
+            self.header = str(z.get("bvh_header", "")) or None
+            if parents:
+                self.parents = parents
+                self.view.set_skeleton(parents)
+            for frame, text in zip(z.get("command_frames", []), z.get("command_texts", [])):
+                self._log_command(int(frame), str(text))
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            self.take.clear()
+            self.error_box.show_error(f"The project's motion could not be read ({e}); the inputs were restored.")
+            return
+        self.view.set_pose(self.take.points[0])
+        self.status.setText(f"{len(self.take)} frames from the project; press Start for a new take.")
+
     # ---- helpers -----------------------------------------------------------------------------
     def _log_command(self, frame: int, text: str) -> None:
         self.take.commands.append((frame, text))
@@ -302,5 +370,10 @@ class MotionPanel(Panel):
         return {"command": self.command.text(), "speed": self.speed_box.currentIndex()}
 
     def restore_state(self, state: dict) -> None:
-        self.command.setText(state.get("command", ""))
-        self.speed_box.setCurrentIndex(int(state.get("speed", 2)))
+        try:  # a hand-edited file must not break the panel
+            command, speed = str(state.get("command", "")), int(state.get("speed", 2))
+        except (TypeError, ValueError):
+            return
+        self.command.setText(command)
+        if 0 <= speed < self.speed_box.count():
+            self.speed_box.setCurrentIndex(speed)

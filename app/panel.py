@@ -1,12 +1,18 @@
 """Base class of every studio panel: a QWidget that submits jobs through the bridge, shows errors
-inline, and survives engine restarts with whatever the user typed or made still in place."""
+inline, and survives engine restarts with whatever the user typed or made still in place.
+
+Each panel also has one QUndoStack for the user's edits (the Edit menu acts on the open panel's),
+`save_state`/`restore_state` for its inputs and `save_results`/`restore_results` for what it made
+(both go into a `.weft` project file, see app/project.py), and `import_formats` it can open."""
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.bridge import EngineBridge
 from app.settings import Settings
+from app.undo import FieldUndo
 from engine.protocol import Event
 from widgets.error_box import ErrorBox
 
@@ -14,6 +20,8 @@ from widgets.error_box import ErrorBox
 class Panel(QWidget):
     title = "Panel"  # tab title
     task = ""  # engine task this panel runs
+    import_formats: tuple[str, ...] = ()  # file suffixes File > Import and drag-and-drop open here
+    can_export = False  # File > Export… has something to do here
     jobStarted = Signal(str)
     jobEnded = Signal(str, str)  # job id, final kind
 
@@ -21,6 +29,8 @@ class Panel(QWidget):
         super().__init__(parent)
         self.bridge, self.settings = bridge, settings
         self.job: str | None = None
+        self.undo_stack = QUndoStack(self)
+        self.fields = FieldUndo(self.undo_stack)  # subclasses watch their input widgets
         self.error_box = ErrorBox()
         self.root = QVBoxLayout(self)
         self.root.setContentsMargins(6, 6, 6, 6)
@@ -66,3 +76,31 @@ class Panel(QWidget):
 
     def restore_state(self, state: dict) -> None:
         pass
+
+    # ---- results kept in project files -----------------------------------------------------
+    def save_results(self) -> dict[str, bytes]:
+        """What the panel made, as files (name -> bytes) for the project file."""
+        return {}
+
+    def restore_results(self, files: dict[str, bytes]) -> None:
+        """Show these results instead of the current ones (an empty dict clears them)."""
+
+    def load_project(self, state: dict, files: dict[str, bytes]) -> None:
+        """Open a project's part for this panel: inputs and results replaced, job stopped, undo history cleared."""
+        self.stop_job()
+        self.error_box.clear()
+        with self.fields.paused():
+            self.restore_state(state)
+            self.restore_results(files)
+        self.undo_stack.clear()
+
+    # ---- files -----------------------------------------------------------------------------
+    def open_file(self, path: str) -> bool:
+        """Open a file of one of `import_formats` (drag-and-drop, File > Open Recent)."""
+        return False
+
+    def file_import(self) -> None:
+        """File > Import…: ask for a file and open it here."""
+
+    def file_export(self) -> None:
+        """File > Export…: ask where, then write the panel's result."""

@@ -19,6 +19,18 @@ def config_dir() -> Path:
     return Path(os.environ.get("WEFT_CONFIG_DIR") or user_config_dir("weft"))
 
 
+def data_dir() -> Path:
+    """Where the studio keeps the autosaved session. WEFT_DATA_DIR overrides it; a WEFT_CONFIG_DIR override
+    moves it beside the settings, so tests and portable installs never touch the user's real session."""
+    from platformdirs import user_data_dir
+
+    if os.environ.get("WEFT_DATA_DIR"):
+        return Path(os.environ["WEFT_DATA_DIR"])
+    if os.environ.get("WEFT_CONFIG_DIR"):
+        return Path(os.environ["WEFT_CONFIG_DIR"]) / "data"
+    return Path(user_data_dir("weft"))
+
+
 def log_dir() -> Path:
     from platformdirs import user_log_dir
 
@@ -27,12 +39,13 @@ def log_dir() -> Path:
 
 @dataclass
 class Settings:
-    theme: str = "system"  # system, dark, light
+    theme: str = "dark"  # dark or light (an old "system" reads as dark)
     engine_endpoint: str = ""  # empty = start a local engine; else e.g. tcp://gpu-box:5555
     engine_token_file: str = ""  # token for a remote engine
     device: str = "auto"  # device for the local engine: auto, cpu, cuda
     recent_files: list[str] = field(default_factory=list)
     panel_state: dict = field(default_factory=dict)  # per-panel small preferences (last prompt, seed...)
+    autosave_s: int = 60  # the session is saved to the data dir this often (and on quit); 0 = only on quit
 
     def __post_init__(self):
         self._listeners: list[Callable[[str], None]] = []
@@ -49,6 +62,7 @@ class Settings:
             fn(name)
 
     def add_recent(self, path: str, limit: int = 10) -> None:
+        path = os.path.abspath(path)
         self.set("recent_files", [path] + [p for p in self.recent_files if p != path][: limit - 1])
 
     @classmethod

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDia
                                QVBoxLayout, QWidget)
 
 from app.panel import Panel
+from app.project import load_npz, npz_bytes
 from app.shape_files import EXPORT_FORMATS, IMPORT_FORMATS, MeshFileError, export_mesh, import_mesh
 from engine.protocol import Event
 from widgets.shape_view import MODES, ShapeViewport
@@ -24,11 +25,14 @@ from widgets.sketch_pad import SketchPad
 
 INPUT_MODES = ("text", "sketch", "both")
 VIEWS = ("front", "side", "top")
+SKETCH_FORMATS = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 class ShapePanel(Panel):
     title = "3D"
     task = "shape"
+    import_formats = IMPORT_FORMATS + SKETCH_FORMATS  # meshes to view, pictures to sketch from
+    can_export = True
 
     def __init__(self, bridge, settings, parent=None):
         super().__init__(bridge, settings, parent)
@@ -80,7 +84,7 @@ class ShapePanel(Panel):
 
         sk = QGroupBox("Sketch")
         skl = QVBoxLayout(sk)
-        self.pad = SketchPad(220)
+        self.pad = SketchPad(220, undo_stack=self.undo_stack)  # strokes undo with the panel's other edits
         skl.addWidget(self.pad, 0, Qt.AlignmentFlag.AlignHCenter)
         tools = QHBoxLayout()
         self.pen_btn = QPushButton("Pen")
@@ -92,6 +96,7 @@ class ShapePanel(Panel):
         self._pens.addButton(self.pen_btn)
         self._pens.addButton(self.eraser_btn)
         self.undo_btn = QPushButton("Undo")
+        self.undo_btn.setToolTip("Undo the last edit in this panel (Ctrl+Z): a stroke, a clear, a setting")
         self.clear_btn = QPushButton("Clear")
         self.load_btn = QPushButton("Load…")
         for b in (self.pen_btn, self.eraser_btn, self.undo_btn, self.clear_btn, self.load_btn):
@@ -163,7 +168,12 @@ class ShapePanel(Panel):
         self.generate_btn.clicked.connect(self.generate)
         self.dice.clicked.connect(lambda: self.seed.setValue(random.randrange(2**31 - 1)))
         self.pen_btn.toggled.connect(lambda on: self.pad.set_pen("ink" if on else "erase"))
-        self.undo_btn.clicked.connect(self.pad.undo)
+        self.undo_btn.clicked.connect(self.undo_stack.undo)
+        self.undo_stack.canUndoChanged.connect(self.undo_btn.setEnabled)
+        self.undo_btn.setEnabled(False)
+        for w, label in ((self.prompt, "prompt"), (self.mode_box, "input"), (self.view_box, "sketch view"),
+                         (self.seed, "seed"), (self.guidance, "guidance"), (self.steps, "steps")):
+            self.fields.watch(w, label)
         self.clear_btn.clicked.connect(self.pad.clear)
         self.load_btn.clicked.connect(self.ask_load_sketch)
         self.pad.changed.connect(self._sketch_changed)
@@ -263,7 +273,8 @@ class ShapePanel(Panel):
     # ---- sketch --------------------------------------------------------------------------------
     def _sketch_changed(self) -> None:
         if not self.pad.is_empty() and self.mode_box.currentText() == "text":
-            self.mode_box.setCurrentText("both" if self.prompt.text().strip() else "sketch")
+            with self.fields.paused():  # follows from the stroke: not an undo step of its own
+                self.mode_box.setCurrentText("both" if self.prompt.text().strip() else "sketch")
 
     def load_sketch(self, path: str | Path) -> None:
         from app.sketch_files import SketchFileError, load_sketch
@@ -330,17 +341,83 @@ class ShapePanel(Panel):
 
     def dragEnterEvent(self, ev):
         urls = ev.mimeData().urls() if ev.mimeData().hasUrls() else []
-        if any(Path(u.toLocalFile()).suffix.lower() in IMPORT_FORMATS + (".png", ".jpg", ".jpeg") for u in urls):
+        if any(Path(u.toLocalFile()).suffix.lower() in self.import_formats for u in urls):
             ev.acceptProposedAction()
+        else:
+            ev.ignore()  # a project or another panel's file: the window routes it
 
     def dropEvent(self, ev):
         for u in ev.mimeData().urls():
-            p = Path(u.toLocalFile())
-            if p.suffix.lower() in (".png", ".jpg", ".jpeg"):
-                self.load_sketch(p)
-            else:
-                self.import_file(p)
-            break
+            if Path(u.toLocalFile()).suffix.lower() in self.import_formats:
+                self.open_file(u.toLocalFile())
+                ev.acceptProposedAction()
+                return
+        ev.ignore()
+
+    # ---- File menu -----------------------------------------------------------------------------
+    def open_file(self, path: str) -> bool:
+        if Path(path).suffix.lower() in SKETCH_FORMATS:
+            self.load_sketch(path)
+            return not self.error_box.isVisible()
+        return self.import_file(path)
+
+    def file_import(self) -> None:
+        meshes = " ".join(f"*{e}" for e in IMPORT_FORMATS)
+        sketches = " ".join(f"*{e}" for e in SKETCH_FORMATS)
+        path, _ = QFileDialog.getOpenFileName(self, "Import a mesh or a sketch", "",
+                                              f"Meshes and sketches ({meshes} {sketches});;Meshes ({meshes});;"
+                                              f"Sketch pictures ({sketches})")
+        if path:
+            self.open_file(path)
+
+    def file_export(self) -> None:
+        self.ask_export()
+
+    # ---- results in project files --------------------------------------------------------------
+    def save_results(self) -> dict[str, bytes]:
+        arrays: dict[str, np.ndarray] = {}
+        if self.mesh is not None:
+            arrays["vertices"], arrays["faces"] = self.mesh  # (V, 3) float32, (F, 3) uint32
+            arrays["source"] = np.array(self.mesh_source)
+        for lv, d in self.viewport.levels.items():  # the streamed octree levels, for the level slider
+            arrays[f"level{lv}_centres"] = d["centres"]
+            arrays[f"level{lv}_states"] = d["states"]
+            arrays[f"level{lv}_size_grid"] = np.array([d["size"], d["grid"]], np.float64)
+        if self.pad.background is not None:
+            arrays["sketch_background"] = self.pad.background  # (side, side) uint8, a loaded picture
+        return {"shape.npz": npz_bytes(**arrays)} if arrays else {}
+
+    def restore_results(self, files: dict[str, bytes]) -> None:
+        self.viewport.clear_shape()
+        self.mesh, self.mesh_source = None, ""
+        self.info.setText("")
+        self.pad.background = None
+        self.pad.update()
+        if "shape.npz" in files:
+            try:
+                z = load_npz(files["shape.npz"])
+                for key in sorted(k for k in z if k.endswith("_centres")):
+                    lv = int(key[len("level"):-len("_centres")])
+                    size, grid = z[f"level{lv}_size_grid"]
+                    self.viewport.add_level(lv, z[key], z[f"level{lv}_states"], float(size), int(grid))
+                if "vertices" in z and len(z["faces"]):
+                    v, f = np.asarray(z["vertices"], np.float32).reshape(-1, 3), np.asarray(z["faces"], np.uint32).reshape(-1, 3)
+                    if len(f) and int(f.max()) >= len(v):
+                        raise ValueError("a face points past the last vertex")
+                    self.mesh, self.mesh_source = (v, f), str(z.get("source", "shape"))
+                    self.viewport.set_final_mesh(v, f)
+                    self.info.setText(f"{len(f)} triangles (from the project).")
+                if "sketch_background" in z:
+                    bg = np.asarray(z["sketch_background"], np.uint8)
+                    if bg.shape == (self.pad.side, self.pad.side):
+                        self.pad.background = bg
+                        self.pad.update()
+            except (KeyError, ValueError, TypeError, OSError) as e:
+                self.error_box.show_error(f"The project's 3D result could not be read ({e}); the inputs were restored.")
+        self.level_slider.blockSignals(True)
+        self.level_slider.setRange(0, 0)
+        self.level_slider.blockSignals(False)
+        self._levels_changed(follow=True)
 
     # ---- state ---------------------------------------------------------------------------------
     def _sync(self) -> None:

@@ -7,6 +7,8 @@ to replay (double click) and export as WAV; they live in the panel, so an engine
 """
 from __future__ import annotations
 
+import io
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -14,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
+from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit,
-                               QProgressBar, QPushButton, QRadioButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QRadioButton, QScrollArea, QSpinBox, QSplitter, QVBoxLayout,
+                               QWidget)
 
 from app.audio_out import AudioOut
 from app.panel import Panel
+from app.project import load_npz, npz_bytes
 from engine.protocol import Event
 from widgets.emotion_sliders import EmotionSliders
 from widgets.emotions import emotion_summary
@@ -66,9 +70,26 @@ class SpeechTake:
         return "-".join(words) or "speech"
 
 
+class RemoveTakeCommand(QUndoCommand):
+    """Remove a take from the list; undo puts it back where it was."""
+
+    def __init__(self, panel: "SpeechPanel", row: int):
+        super().__init__(f"Remove take {row + 1}")
+        self.panel, self.row, self.take = panel, row, panel.takes[row]
+
+    def redo(self) -> None:
+        del self.panel.takes[self.row]
+        self.panel._refill_takes(min(self.row, len(self.panel.takes) - 1))
+
+    def undo(self) -> None:
+        self.panel.takes.insert(self.row, self.take)
+        self.panel._refill_takes(self.row)
+
+
 class SpeechPanel(Panel):
     title = "Speech"
     task = "speech"
+    can_export = True
 
     def __init__(self, bridge, settings, parent=None, task: str | None = None):
         super().__init__(bridge, settings, parent)
@@ -165,8 +186,8 @@ class SpeechPanel(Panel):
         buttons.addWidget(self.stop_btn)
         buttons.addWidget(self.chars)
 
-        left = QWidget()
-        lv = QVBoxLayout(left)
+        left_w = QWidget()
+        lv = QVBoxLayout(left_w)
         lv.setContentsMargins(0, 0, 4, 0)
         lv.addWidget(QLabel("Text"))
         lv.addWidget(self.text, 1)
@@ -174,6 +195,13 @@ class SpeechPanel(Panel):
         lv.addLayout(form)
         lv.addWidget(dur_box)
         lv.addWidget(emo_box)
+        left = QScrollArea()  # scrolls when the window is short (1280x800 with the Engine dock open)
+        left.setWidgetResizable(True)
+        left.setFrameShape(QFrame.Shape.NoFrame)
+        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left.setWidget(left_w)
+        left.setMinimumWidth(left_w.sizeHint().width() + left.verticalScrollBar().sizeHint().width())
+        self.left_scroll = left
 
         # ---- right: what it sounds like ------------------------------------------------------
         self.plots = SpeechPlots()
@@ -243,6 +271,12 @@ class SpeechPanel(Panel):
         self._playhead_timer.timeout.connect(self._tick)
         self._playhead_timer.start()
         self.jobEnded.connect(lambda *_: self._sync_buttons())
+        for w, label in ((self.text, "text"), (self.voice_box, "voice"), (self.variation_spin, "variation"),
+                         (self.clarity_spin, "clarity"), (self.seed_spin, "seed"), (self.dur_group, "duration"),
+                         (self.seconds_spin, "target length"), (self.speed_spin, "speed factor")):
+            self.fields.watch(w, label)
+        self.fields.add("emotion", self.sliders.values, lambda v: self.sliders.set_values(v[0], v[1]),
+                        self.sliders.valuesChanged)
         self._count_chars()
         self._sync_duration()
         self._sync_buttons()
@@ -329,10 +363,11 @@ class SpeechPanel(Panel):
     def _on_progress(self, d: dict) -> None:
         voices = [str(v) for v in d.get("voices", [])]
         if voices and voices != [self.voice_box.itemText(i) for i in range(self.voice_box.count())]:
-            current = self.voice_box.currentText()
-            self.voice_box.clear()
-            self.voice_box.addItems(voices)
-            self.voice_box.setCurrentText(current if current in voices else voices[0])
+            with self.fields.paused():  # the engine's list of voices, not a user's edit
+                current = self.voice_box.currentText()
+                self.voice_box.clear()
+                self.voice_box.addItems(voices)
+                self.voice_box.setCurrentText(current if current in voices else voices[0])
         self._spelt = [str(w) for w in d.get("spelt", [])]
         total, done = max(int(d.get("total", 0)), 1), int(d.get("done", 0))
         # one step more than the work: the bar reaches the end only when the output arrives
@@ -410,12 +445,20 @@ class SpeechPanel(Panel):
         return True
 
     def remove_take(self) -> None:
+        """Remove the selected take (Edit > Undo brings it back)."""
         row = self.take_list.currentRow()
         if 0 <= row < len(self.takes):
-            del self.takes[row]
-            self.take_list.takeItem(row)
-            for i, take in enumerate(self.takes):
-                self.take_list.item(i).setText(take.label(i + 1))
+            self.undo_stack.push(RemoveTakeCommand(self, row))
+        self._sync_buttons()
+
+    def _refill_takes(self, select: int = -1) -> None:
+        self.take_list.clear()
+        for i, take in enumerate(self.takes):
+            item = QListWidgetItem(take.label(i + 1))
+            item.setToolTip(take.text)
+            self.take_list.addItem(item)
+        if 0 <= select < len(self.takes):
+            self.take_list.setCurrentRow(select)
         self._sync_buttons()
 
     def export_wav(self, path: str | Path, index: int | None = None) -> Path:
@@ -451,6 +494,63 @@ class SpeechPanel(Panel):
                 self.export_wav(path, row)
             except (OSError, RuntimeError, ValueError, TypeError):
                 pass
+
+    def file_export(self) -> None:
+        self.export_dialog()
+
+    # ---- results in project files -----------------------------------------------------------
+    def save_results(self) -> dict[str, bytes]:
+        """Each take as take-NNN.wav (float32, exact) with its pitch / spectrogram in take-NNN.npz; takes.json
+        says what each one is."""
+        import soundfile as sf
+
+        out: dict[str, bytes] = {}
+        meta = []
+        for i, t in enumerate(self.takes):
+            stem = f"take-{i + 1:03d}"
+            buf = io.BytesIO()
+            sf.write(buf, t.audio, t.sample_rate, format="WAV", subtype="FLOAT")
+            out[f"{stem}.wav"] = buf.getvalue()
+            out[f"{stem}.npz"] = npz_bytes(f0=t.f0, spec=t.spec, energy=t.energy)
+            meta.append({"wav": f"{stem}.wav", "plots": f"{stem}.npz", "text": t.text, "voice": t.voice,
+                         "emotion": t.emotion, "alpha": t.alpha, "steered": t.steered})
+        if meta:
+            out["takes.json"] = json.dumps({"takes": meta, "selected": self.take_list.currentRow()}).encode()
+        return out
+
+    def restore_results(self, files: dict[str, bytes]) -> None:
+        import soundfile as sf
+
+        self.stop()
+        takes = []
+        selected = -1
+        if "takes.json" in files:
+            try:
+                raw = json.loads(files["takes.json"])
+                for m in raw["takes"]:
+                    audio, sr = sf.read(io.BytesIO(files[m["wav"]]), dtype="float32", always_2d=False)
+                    plots = load_npz(files[m["plots"]]) if m.get("plots") in files else {}
+                    takes.append(SpeechTake(text=str(m["text"]), voice=str(m["voice"]),
+                                            emotion={str(k): float(v) for k, v in dict(m["emotion"]).items()},
+                                            alpha=float(m["alpha"]), audio=np.asarray(audio, np.float32).reshape(-1),
+                                            sample_rate=int(sr),
+                                            f0=np.asarray(plots.get("f0", np.zeros(0)), np.float32),
+                                            spec=np.asarray(plots.get("spec", np.zeros((0, 64))), np.float32).reshape(-1, 64),
+                                            energy=np.asarray(plots.get("energy", np.zeros(0)), np.float32),
+                                            steered=bool(m.get("steered", False))))
+                selected = int(raw.get("selected", len(takes) - 1))
+            except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:  # soundfile: RuntimeError
+                self.error_box.show_error(f"The project's takes could not be read ({e}); the inputs were restored.")
+                takes = []
+        self.takes = takes
+        self._refill_takes(selected if 0 <= selected < len(takes) else len(takes) - 1)
+        self.plots.clear()
+        if takes:
+            row = max(self.take_list.currentRow(), 0)
+            self.plots.set_take(takes[row].plot_data())
+            self.status.setText(f"{len(takes)} take(s) from the project; double click one to hear it.")
+        else:
+            self.status.setText("Type something and press Speak.")
 
     # ---- helpers ----------------------------------------------------------------------------
     def _reset_take_state(self) -> None:

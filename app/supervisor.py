@@ -1,14 +1,16 @@
 """Starts the local engine process, watches it, restarts it after a crash, and says what happened.
 
 States: starting -> ready (readiness line seen) -> busy (jobs in flight) -> crashed -> starting ...
-stopped after `stop()`. The engine dies with the studio (--parent-pid; PR_SET_PDEATHSIG). Its
-stdout/stderr stream into `logLine` for the Engine dock and into the engine's own log file.
+stopped after `stop()`. The engine dies with the studio (--parent-pid; PR_SET_PDEATHSIG). Its own
+messages (the `weft.*` loggers, the readiness line, crash tracebacks) stream into `logLine` for the
+Engine dock; what libraries print (warnings, tqdm progress bars) goes only to the studio's log file.
 A remote engine (settings.engine_endpoint) is not supervised: the bridge connects to it directly.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
@@ -18,6 +20,35 @@ from engine.launch import endpoint_in_use, engine_command, engine_env, private_e
 from engine.protocol import READY_LINE
 
 log = logging.getLogger("weft.supervisor")
+
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ (\S+): ")  # engine/__main__.py's format
+_LIBRARY_NOISE = re.compile(r"(\w+Warning: |^\s*warnings\.warn\(|\d+%\|[^|]*\|| \d+/\d+ \[\d)")
+log_lib = logging.getLogger("weft.engine.stderr")
+
+
+class EngineLogFilter:
+    """Which engine output lines are the project's own (for the dock) and which are library noise (log file).
+
+    A line in the engine's log format shows when its logger is `weft.*`; a library warning
+    ("...FutureWarning: ...") or a progress bar ("Loading weights:  40%|####  | 2/5 [...]") never does;
+    other lines (a traceback, a source line under a warning) follow the line they continue."""
+
+    def __init__(self):
+        self.showing = True
+
+    def shows(self, line: str) -> bool:
+        m = _LOG_LINE.match(line)
+        if m:
+            self.showing = m.group(1).startswith("weft")
+            return self.showing
+        if line.startswith(READY_LINE) or line.startswith("Traceback (most recent call last)"):
+            self.showing = True
+            return True
+        if "\r" in line or _LIBRARY_NOISE.search(line):
+            self.showing = False
+            return False
+        return self.showing
+
 
 MAX_RESTARTS = 5  # within RESTART_WINDOW_S; past that we stop and let the user decide
 RESTART_WINDOW_S = 120.0
@@ -40,6 +71,7 @@ class EngineSupervisor(QObject):
         self.restarts: list[float] = []
         self._stopping = False
         self._buf = b""
+        self.log_filter = EngineLogFilter()
         self._startup = QTimer(self)
         self._startup.setSingleShot(True)
         self._startup.setInterval(int(startup_timeout_s * 1000))
@@ -110,7 +142,10 @@ class EngineSupervisor(QObject):
                 self._startup.stop()
                 self._set_state("ready")
                 self.ready.emit(self.endpoint)
-            self.logLine.emit(line)
+            if self.log_filter.shows(line):
+                self.logLine.emit(line)
+            elif line.strip():
+                log_lib.info("%s", line.rsplit("\r", 1)[-1])
 
     def _finished(self, code: int, status) -> None:
         self._startup.stop()

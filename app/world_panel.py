@@ -3,6 +3,9 @@
 Start picks a real start frame of a held-out world; the engine's World session then makes one frame
 per tick for the key currently held (steered through the bridge), and every frame is drawn as soon
 as it arrives. Pause / resume, reset to the chosen start, record to MP4 or GIF.
+
+Until the engine has the World model loaded the panel says "loading model…"; Start can be pressed
+meanwhile, and keys pressed before the first frame are kept and played first, one frame each.
 """
 from __future__ import annotations
 
@@ -16,12 +19,15 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QSpinBox, QVBoxLayout)
 
 from app.panel import Panel
+from app.project import load_npz, npz_bytes
 from app.world_video import write_video
 from engine.protocol import Event
 from widgets.world_view import KeyLegend, WorldView
 
 STARTS = Path(__file__).resolve().parents[1] / "assets" / "world" / "starts.npz"
 MAX_RECORD = 60 * 60 * 10  # frames kept while recording (10 minutes at 60 FPS)
+MAX_PROJECT_FRAMES = 3600  # recordings up to this long (~44 MB raw, much less compressed) go into project files
+MAX_PENDING_KEYS = 64
 
 
 def start_labels() -> list[str]:
@@ -36,6 +42,7 @@ def start_labels() -> list[str]:
 class WorldPanel(Panel):
     title = "World"
     task = "world"
+    can_export = True  # the recording
 
     def __init__(self, bridge, settings, parent=None):
         super().__init__(bridge, settings, parent)
@@ -78,6 +85,7 @@ class WorldPanel(Panel):
         self.start_btn = QPushButton("Start")
         self.pause_btn = QPushButton("Pause")
         self.reset_btn = QPushButton("Reset")
+        self.reset_btn.setToolTip("Back to the chosen start frame (while the world runs)")
         for b in (self.start_btn, self.pause_btn, self.reset_btn):
             row.addWidget(b)
         side.addLayout(row)
@@ -100,6 +108,9 @@ class WorldPanel(Panel):
         side.addStretch(1)
 
         self.paused = False
+        self.model_loaded = False  # the engine said it holds the World model (or sent a frame)
+        self.frames_seen = 0  # frames of the current job
+        self.pending_keys: list[str] = []  # keys pressed before the first frame: played first, one frame each
         self.resets = 0  # start frames shown (the first one, then one per Reset)
         self.recorded: list[np.ndarray] = []
         self._key_ids = itertools.count(1)
@@ -113,7 +124,13 @@ class WorldPanel(Panel):
         self.fps_spin.valueChanged.connect(lambda v: self._steer({"fps": v}))
         self.steps_spin.valueChanged.connect(lambda v: self._steer({"steps": v}))
         self.temp_spin.valueChanged.connect(lambda v: self._steer({"temperature": v}))
+        self.fields.add("start", self.start_box.currentIndex, self.start_box.setCurrentIndex,
+                        self.start_box.currentIndexChanged)
+        for w, label in ((self.fps_spin, "target rate"), (self.steps_spin, "steps"), (self.temp_spin, "temperature")):
+            self.fields.watch(w, label)
+        self.bridge.statusReceived.connect(self._engine_status)
         self._sync_buttons()
+        self._show_idle()
 
     # ---- controls -------------------------------------------------------------------------
     def params(self) -> dict:
@@ -128,8 +145,13 @@ class WorldPanel(Panel):
         self.paused = False
         self.view.paused = False
         self.view.clock.reset()
+        self.frames_seen = 0
+        self.pending_keys = []
         if self.run_job(self.params()):
-            self.info.setText("Starting the world…")
+            self.info.setText("Starting the world…" if self.model_loaded else
+                              "loading model… the world starts by itself; keys pressed meanwhile are kept.")
+            self.view.status = "starting…" if self.model_loaded else "loading model… (keys you press are kept)"
+            self.view.update()
             self.view.setFocus(Qt.FocusReason.OtherFocusReason)
         self._sync_buttons()
 
@@ -154,6 +176,15 @@ class WorldPanel(Panel):
         self.legend.set_active(action)
         if not self.job:
             return
+        if not self.frames_seen:  # the session has not started: keep the key for its first frames
+            if action != "noop" and len(self.pending_keys) < MAX_PENDING_KEYS:
+                self.pending_keys.append(action)
+                self.info.setText(f"loading model… {len(self.pending_keys)} key(s) kept; they play when the world "
+                                  "starts.")
+            return
+        self._send_key(action)
+
+    def _send_key(self, action: str) -> None:
         key_id = next(self._key_ids)
         self._key_times[key_id] = time.monotonic()
         if len(self._key_times) > 256:  # keys whose frames never came (job ended) must not pile up
@@ -198,6 +229,16 @@ class WorldPanel(Panel):
     def on_event(self, ev: Event) -> None:
         d = ev.data
         if ev.kind == "partial" and "frame" in d:
+            self.frames_seen += 1
+            self.model_loaded = True
+            if self.frames_seen == 1:
+                self._sync_buttons()  # Pause and Reset work from the first frame on
+            if self.pending_keys:  # keys pressed while loading: one per frame, in order
+                self._send_key(self.pending_keys.pop(0))
+                if not self.pending_keys and self.view.keys.action != "noop":
+                    self.pending_keys.append(self.view.keys.action)  # then the key still held
+            elif self.frames_seen == 1 and self.view.keys.action != "noop":
+                self._send_key(self.view.keys.action)
             now = time.monotonic()
             self.view.show_frame(d["frame"], d.get("index"), now)
             key_id = d.get("key_id")
@@ -225,30 +266,85 @@ class WorldPanel(Panel):
             self.paused = False
             self.view.paused = False
             self._key_times.clear()
-            if ev.kind == "cancelled":
+            if self.pending_keys and ev.kind != "finished":
+                self.info.setText(f"Stopped before the world started; {len(self.pending_keys)} key(s) pressed "
+                                  "meanwhile were not played.")
+            elif ev.kind == "cancelled":
                 self.info.setText("Stopped.")
+            self.pending_keys = []
+            if not self.frames_seen:
+                QTimer.singleShot(0, self._show_idle)
             QTimer.singleShot(0, self._sync_buttons)  # after Panel has cleared `job`
 
     def _sync_buttons(self) -> None:
         running = self.job is not None
         self.start_btn.setText("Stop" if running else "Start")
-        self.pause_btn.setEnabled(running)
+        self.pause_btn.setEnabled(running and self.frames_seen > 0)
         self.pause_btn.setText("Resume" if self.paused else "Pause")
-        self.reset_btn.setText("Reset" if running else "Start")
+        self.reset_btn.setEnabled(running and self.frames_seen > 0)
         self.save_btn.setEnabled(bool(self.recorded) and not self.record_btn.isChecked())
+
+    # ---- loading ----------------------------------------------------------------------------
+    def _engine_status(self, st: dict) -> None:
+        loaded = "world" in st.get("loaded", [])
+        if loaded != self.model_loaded and not self.frames_seen:
+            self.model_loaded = loaded
+            if not self.job:
+                self._show_idle()
+
+    def _show_idle(self) -> None:
+        """What the idle world says: loading, or ready to start."""
+        if self.job or self.view.image is not None:
+            return
+        if not self.bridge.connected:
+            text = "waiting for the engine…"
+        elif not self.model_loaded:
+            text = "loading model…"
+        else:
+            text = "Ready: press Start, then click here and play with the keys"
+        self.view.status = text
+        self.info.setText(text)
+        self.view.update()
+
+    # ---- File menu / project ----------------------------------------------------------------
+    def file_export(self) -> None:
+        self.ask_save()
+
+    def save_results(self) -> dict[str, bytes]:
+        if not self.recorded or len(self.recorded) > MAX_PROJECT_FRAMES:
+            return {}  # a longer recording: save it as MP4 (Save recording…); projects stay small
+        return {"recording.npz": npz_bytes(frames=np.stack(self.recorded), fps=np.array(self.fps_spin.value()))}
+
+    def restore_results(self, files: dict[str, bytes]) -> None:
+        self.recorded = []
+        if "recording.npz" in files:
+            try:
+                frames = np.asarray(load_npz(files["recording.npz"])["frames"], np.uint8)
+                if frames.ndim != 4 or frames.shape[3] != 3:
+                    raise ValueError(f"frames of shape {frames.shape}")
+                self.recorded = list(frames[:MAX_RECORD])
+            except (KeyError, ValueError, TypeError, OSError) as e:
+                self.error_box.show_error(f"The project's recording could not be read ({e}); the inputs were restored.")
+        if self.recorded:
+            self.view.show_frame(self.recorded[-1], len(self.recorded))
+            self.info.setText(f"{len(self.recorded)} recorded frames from the project (Save recording… writes them).")
+        self._sync_buttons()
 
     # ---- state kept across restarts ---------------------------------------------------------
     def save_state(self) -> dict:
-        return {"start": self.start_box.currentIndex(), "fps": self.fps_spin.value(), "steps": self.steps_spin.value()}
+        return {"start": self.start_box.currentIndex(), "fps": self.fps_spin.value(), "steps": self.steps_spin.value(),
+                "temperature": round(self.temp_spin.value(), 2)}
 
     def restore_state(self, state: dict) -> None:
         try:
             start = int(state.get("start", self.start_box.currentIndex()))
             fps, steps = int(state.get("fps", self.fps_spin.value())), int(state.get("steps", self.steps_spin.value()))
+            temperature = float(state.get("temperature", self.temp_spin.value()))
         except (TypeError, ValueError):  # a hand-edited settings file must not break the panel
             return
         if 0 <= start < self.start_box.count():
             self.start_box.setCurrentIndex(start)
         self.fps_spin.setValue(fps)
         self.steps_spin.setValue(steps)
+        self.temp_spin.setValue(temperature)
 

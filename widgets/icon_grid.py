@@ -2,11 +2,12 @@
 wire paths {"cmds", "pts"} on the 0..511 grid); a click on a tile emits `candidateClicked(i)`."""
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 
 from widgets.svg_canvas import GRID_MAX, painter_path
+from widgets.theme import canvas_colours
 
 
 class CandidateTile(QWidget):
@@ -17,7 +18,7 @@ class CandidateTile(QWidget):
         self.index = index
         self.paths: list[dict] = []  # finished paths
         self.current: dict | None = None  # the path being drawn
-        self.state = "empty"  # empty, drawing, done, invalid
+        self.state = "empty"  # empty, drawing, done, invalid (ended unfinished), stopped (by the user)
         self.score: float | None = None
         self.rank: int | None = None
         self.chosen = False
@@ -45,6 +46,39 @@ class CandidateTile(QWidget):
         self.state = "done" if valid else "invalid"
         self.update()
 
+    def stop(self, state: str = "stopped") -> None:
+        """The job ended before this candidate did: keep what is drawn, stop saying "drawing…"."""
+        if self.current is not None and self.current.get("cmds"):
+            self.paths.append(self.current)  # shown while drawing: it stays shown, so it is counted
+        self.current = None
+        self.state = state
+        self.update()
+
+    def drawn_paths(self) -> int:
+        """How many paths are on the tile now, the one being drawn included (what the label says)."""
+        return sum(1 for p in self.paths if p["cmds"]) + bool(self.current is not None and self.current.get("cmds"))
+
+    def label(self) -> str:
+        n = self.drawn_paths()
+        paths = f"{n} path" + ("" if n == 1 else "s")
+        if self.state == "drawing":
+            return f"drawing… {paths}"
+        if self.state == "invalid":
+            return f"incomplete · {paths}"
+        if self.state == "stopped":
+            return f"stopped · {paths}"
+        if self.state == "done":
+            label = paths
+            if self.score is not None:
+                label += f" · match {self.score:.2f}" + (f" #{self.rank + 1}" if self.rank is not None else "")
+            return label
+        return ""
+
+    def changeEvent(self, ev):
+        if ev.type() == QEvent.Type.PaletteChange:
+            self.update()
+        super().changeEvent(ev)
+
     def heightForWidth(self, w: int) -> int:
         return w
 
@@ -57,15 +91,16 @@ class CandidateTile(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         side = min(self.width(), self.height()) - 8
         x0, y0 = (self.width() - side) / 2, (self.height() - side) / 2
-        p.fillRect(QRectF(x0, y0, side, side), QColor("white"))
-        border = QColor("#2b7de9") if self.chosen else QColor("#c8c8c8")
+        c = canvas_colours(self)
+        p.fillRect(QRectF(x0, y0, side, side), c.paper)
+        border = QColor("#2b7de9") if self.chosen else c.border
         p.setPen(QPen(border, 2 if self.chosen else 1))
         p.drawRect(QRectF(x0, y0, side, side))
         p.save()
         p.translate(x0 + 4, y0 + 4)
         p.scale((side - 8) / GRID_MAX, (side - 8) / GRID_MAX)
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor("#202020"))
+        p.setBrush(c.ink)
         for path in self.paths:
             if path["cmds"]:
                 p.drawPath(painter_path(path["cmds"], path["pts"]))
@@ -73,13 +108,8 @@ class CandidateTile(QWidget):
             p.setBrush(QColor(230, 120, 30, 170))
             p.drawPath(painter_path(self.current["cmds"], self.current["pts"]))
         p.restore()
-        p.setPen(QColor("#606060"))
-        label = {"drawing": f"drawing… {len(self.paths)} path(s)", "invalid": "incomplete"}.get(self.state, "")
-        if self.state == "done":
-            label = f"{len(self.paths)} path(s)"
-            if self.score is not None:
-                label += f" · match {self.score:.2f}" + (f" #{self.rank + 1}" if self.rank is not None else "")
-        p.drawText(QRectF(x0 + 4, y0 + side - 20, side - 8, 16), Qt.AlignmentFlag.AlignLeft, label)
+        p.setPen(c.faint_text)
+        p.drawText(QRectF(x0 + 4, y0 + side - 20, side - 8, 16), Qt.AlignmentFlag.AlignLeft, self.label())
         p.end()
 
 

@@ -61,7 +61,7 @@ def voxel_mesh(centres: np.ndarray, size: float, states: np.ndarray | None = Non
 class ShapeViewport(Viewport3D):
     """Octree levels as they stream in, the final mesh, and the display mode."""
 
-    def __init__(self, parent=None, bgcolor="#202124"):
+    def __init__(self, parent=None, bgcolor: str | None = None):
         super().__init__(parent, bgcolor=bgcolor)
         cam = self.view.camera
         cam.up = "+y"  # shapes are Y-up

@@ -9,8 +9,10 @@ character is not mirrored.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from widgets.theme import canvas_colours
 
 GRID_HALF = 6  # metres of grid on each side of the character
 TRAIL = 240  # root positions kept for the trail (8 s at 30 fps)
@@ -112,7 +114,7 @@ class SkeletonView(QWidget):
         from vispy import scene
 
         self.scene_data = SkeletonScene()
-        self.canvas = scene.SceneCanvas(keys=None, bgcolor="#20242b", show=False)
+        self.canvas = scene.SceneCanvas(keys=None, bgcolor=self._background(), show=False)
         self.view = self.canvas.central_widget.add_view()
         self.view.camera = scene.TurntableCamera(fov=45, elevation=18, azimuth=-60, distance=4.2,
                                                  center=(0, 0, 0.9), up="+z")
@@ -132,6 +134,15 @@ class SkeletonView(QWidget):
         layout.addWidget(self.canvas.native)
         self.canvas.events.mouse_press.connect(self._on_press)
         self.click_to_goal = False
+
+    def _background(self) -> str:
+        return "#20242b" if canvas_colours(self).dark else "#dfe3e8"
+
+    def changeEvent(self, ev):
+        if ev.type() == QEvent.Type.PaletteChange:  # the theme changed: the floor follows it
+            self.canvas.bgcolor = self._background()
+            self.canvas.update()
+        super().changeEvent(ev)
 
     def set_skeleton(self, parents: list[int]) -> None:
         self.scene_data.set_skeleton(parents)

@@ -1,16 +1,19 @@
 """A sketch pad: draw strokes with the mouse, erase, undo / redo a stroke, clear, load an image.
 
 Strokes are plain numpy polylines in pad coordinates (`self.strokes`: list of (pen, (N, 2) float
-array), pen "ink" or "erase"), kept on a QUndoStack; `image()` renders them (over a loaded
-background picture, if any) to a (H, W) uint8 array, dark ink on white, which is what the engine
-takes as a sketch.
+array), pen "ink" or "erase"), kept on a QUndoStack (the pad's own, or the panel's when given);
+`image()` renders them (over a loaded background picture, if any) to a (H, W) uint8 array, dark
+ink on white, which is what the engine takes as a sketch. On screen the pad follows the theme:
+in the dark theme it shows light ink on a dark page (the same drawing, inverted).
 """
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from widgets.theme import canvas_colours
 
 PEN_WIDTH = {"ink": 4.0, "erase": 18.0}
 
@@ -65,7 +68,7 @@ class _SetBackground(QUndoCommand):
 class SketchPad(QWidget):
     changed = Signal()
 
-    def __init__(self, size: int = 256, parent=None):
+    def __init__(self, size: int = 256, parent=None, undo_stack: QUndoStack | None = None):
         super().__init__(parent)
         self.side = size
         self.setFixedSize(QSize(size, size))
@@ -75,7 +78,7 @@ class SketchPad(QWidget):
         self.strokes: list[tuple[str, np.ndarray]] = []
         self.background: np.ndarray | None = None  # (side, side) uint8 grey, from a loaded image
         self.pen = "ink"
-        self.undo_stack = QUndoStack(self)
+        self.undo_stack = undo_stack if undo_stack is not None else QUndoStack(self)
         self._current: list[tuple[float, float]] | None = None
         self._current_pen = "ink"
 
@@ -149,16 +152,25 @@ class SketchPad(QWidget):
         self.update()
         self.changed.emit()
 
-    def _paint(self, p: QPainter) -> None:
+    def _paint(self, p: QPainter, ink: QColor = QColor(0, 0, 0), paper: QColor = QColor(255, 255, 255)) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         if self.background is not None:
+            # the picture's darkness becomes ink over the paper: black on white for the engine, the
+            # theme's ink on its paper on screen
             bg = self.background
-            p.drawImage(0, 0, QImage(bg.data, bg.shape[1], bg.shape[0], bg.shape[1], QImage.Format.Format_Grayscale8))
+            layer = np.empty(bg.shape + (4,), np.uint8)  # (H, W, BGRA) premultiplied
+            alpha = 255 - bg.astype(np.uint16)
+            for k, v in enumerate((ink.blue(), ink.green(), ink.red())):
+                layer[..., k] = (alpha * v // 255).astype(np.uint8)
+            layer[..., 3] = alpha.astype(np.uint8)
+            img = QImage(layer.data, bg.shape[1], bg.shape[0], 4 * bg.shape[1],
+                         QImage.Format.Format_ARGB32_Premultiplied)
+            p.drawImage(0, 0, img)
         strokes = list(self.strokes)
         if self._current:
             strokes.append((self._current_pen, np.asarray(self._current, np.float32)))
         for pen, pts in strokes:
-            colour = QColor(0, 0, 0) if pen == "ink" else QColor(255, 255, 255)
+            colour = ink if pen == "ink" else paper
             p.setPen(QPen(colour, PEN_WIDTH[pen], Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
             if len(pts) == 1:
                 p.drawPoint(QPointF(*pts[0]))
@@ -169,15 +181,21 @@ class SketchPad(QWidget):
             p.drawPath(path)
 
     def paintEvent(self, ev):
+        c = canvas_colours(self)
         p = QPainter(self)
-        p.fillRect(self.rect(), QColor(255, 255, 255))
-        self._paint(p)
-        p.setPen(QPen(QColor(160, 160, 160), 1))
+        p.fillRect(self.rect(), c.paper)
+        self._paint(p, c.ink, c.paper)
+        p.setPen(QPen(c.border, 1))
         p.drawRect(self.rect().adjusted(0, 0, -1, -1))
         if self.is_empty() and not self._current:
-            p.setPen(QColor(150, 150, 150))
+            p.setPen(c.faint_text)
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "draw here")
         p.end()
+
+    def changeEvent(self, ev):
+        if ev.type() == QEvent.Type.PaletteChange:
+            self.update()
+        super().changeEvent(ev)
 
     def mousePressEvent(self, ev):
         self._current_pen = "erase" if ev.button() == Qt.MouseButton.RightButton else self.pen

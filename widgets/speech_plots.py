@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from widgets.theme import canvas_colours, style_plot_item
 
 ENVELOPE_BLOCK = 80  # samples per min/max pair in the drawn waveform (5 ms at 16 kHz)
 BANDS = 64
@@ -84,7 +87,6 @@ class SpeechPlots(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.view = pg.GraphicsLayoutWidget()
-        self.view.setBackground("#1e1e22")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.view)
@@ -124,7 +126,21 @@ class SpeechPlots(QWidget):
             p.addItem(line)
             self.playheads.append(line)
         self.planned_seconds = 0.0
+        self.apply_theme()
         self.clear()
+
+    def apply_theme(self) -> None:
+        c = canvas_colours(self)
+        self.view.setBackground(c.plot_background)
+        for p in (self.wave_plot, self.spec_plot, self.pitch_plot):
+            style_plot_item(p, c)
+        for line in self.playheads:
+            line.setPen(pg.mkPen("#e0e0e0" if c.dark else "#303030", width=1.5))
+
+    def changeEvent(self, ev):
+        if ev.type() == QEvent.Type.PaletteChange and hasattr(self, "playheads"):
+            self.apply_theme()
+        super().changeEvent(ev)
 
     # ---- data -----------------------------------------------------------------------------
     def clear(self, planned_seconds: float = 0.0) -> None:

@@ -6,6 +6,9 @@ from collections import defaultdict, deque
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QEvent
+
+from widgets.theme import canvas_colours, style_plot_item
 
 COLORS = ["#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176"]
 
@@ -22,10 +25,22 @@ class ThroughputPlot(pg.PlotWidget):
         self.enableAutoRange(x=False)
         self.setXRange(-span_s, 0, padding=0)  # always the last minute, newest at the right edge
         self.setMouseEnabled(x=False, y=False)
-        self.addLegend(offset=(5, 5))
+        self.legend = self.addLegend(offset=(5, 5))
         self.series: dict[str, deque] = defaultdict(lambda: deque(maxlen=600))
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.t0 = time.monotonic()
+        self.apply_theme()
+
+    def apply_theme(self) -> None:
+        c = canvas_colours(self)
+        self.setBackground(c.plot_background)
+        style_plot_item(self.getPlotItem(), c)
+        self.legend.setLabelTextColor(c.plot_foreground)
+
+    def changeEvent(self, ev):
+        if ev.type() == QEvent.Type.PaletteChange and hasattr(self, "legend"):
+            self.apply_theme()
+        super().changeEvent(ev)
 
     def add_point(self, label: str, value: float, t: float | None = None) -> None:
         t = time.monotonic() if t is None else t

@@ -8,9 +8,13 @@ The canvas never changes its paths by itself: a finished drag is reported throug
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
+
+from widgets.theme import canvas_colours
 
 GRID_MAX = 511  # the icon grid: viewBox 0 0 511 511
 N_POINTS = {"M": 1, "L": 1, "C": 3, "Z": 0}
@@ -105,7 +109,7 @@ class _Handle(QGraphicsEllipseItem):
 class IconCanvas(QGraphicsView):
     selectionChanged = Signal(int)  # selected path index, -1 = none
     pointsEdited = Signal(int, object, object)  # path index, old pts, new pts (numpy)
-    fileDropped = Signal(str)  # a local file dropped on the canvas
+    fileDropped = Signal(str)  # a local SVG file dropped on the canvas (other files go on to the window)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -113,7 +117,6 @@ class IconCanvas(QGraphicsView):
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setAcceptDrops(True)
         self.setDragMode(QGraphicsView.DragMode.NoDrag)
-        self.setBackgroundBrush(QColor("#f4f4f4"))
         self.setMinimumSize(280, 280)
         self.paths: list[dict] = []
         self.selected = -1
@@ -124,12 +127,24 @@ class IconCanvas(QGraphicsView):
         self._handle_lines: QGraphicsPathItem | None = None
         self._drag_old: np.ndarray | None = None
         self._zoom = 1.0
-        page = QGraphicsRectItem(0, 0, GRID_MAX, GRID_MAX)
-        page.setBrush(QBrush(QColor("white")))
-        page.setPen(QPen(QColor("#d0d0d0"), 0))
-        page.setZValue(-10)
-        self.scene().addItem(page)
+        self.page = QGraphicsRectItem(0, 0, GRID_MAX, GRID_MAX)
+        self.page.setZValue(-10)
+        self.scene().addItem(self.page)
         self.scene().setSceneRect(QRectF(-20, -20, GRID_MAX + 40, GRID_MAX + 40))
+        self._apply_colours()
+
+    def _apply_colours(self) -> None:
+        """Background, page and ink from the theme (dark: a dark page with light ink)."""
+        self.colours = canvas_colours(self)
+        self.setBackgroundBrush(self.colours.background)
+        self.page.setBrush(QBrush(self.colours.paper))
+        self.page.setPen(QPen(self.colours.border, 0))
+        self._rebuild()
+
+    def changeEvent(self, ev):
+        if ev.type() == QEvent.Type.PaletteChange:
+            self._apply_colours()
+        super().changeEvent(ev)
 
     # ---- data ---------------------------------------------------------------------------------
     def set_paths(self, paths: list[dict], selected: int | None = None) -> None:
@@ -183,7 +198,7 @@ class IconCanvas(QGraphicsView):
                 continue  # being redrawn: the preview stands in for it
             item = QGraphicsPathItem(painter_path(p["cmds"], p["pts"]))
             sel = i == self.selected
-            item.setBrush(QBrush(QColor("#1d4f91") if sel else QColor("#202020")))
+            item.setBrush(QBrush(QColor("#3d7fd9" if self.colours.dark else "#1d4f91") if sel else self.colours.ink))
             item.setPen(QPen(QColor("#2b7de9"), 2) if sel else QPen(Qt.PenStyle.NoPen))
             item.setData(0, i)
             sc.addItem(item)
@@ -270,17 +285,29 @@ class IconCanvas(QGraphicsView):
         self._drag_end()
 
     # ---- drag and drop ------------------------------------------------------------------------
+    @staticmethod
+    def _svg_url(ev) -> str:
+        for url in ev.mimeData().urls() if ev.mimeData().hasUrls() else []:
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() == ".svg":
+                return url.toLocalFile()
+        return ""
+
     def dragEnterEvent(self, ev):
-        if ev.mimeData().hasUrls():
+        if self._svg_url(ev):
             ev.acceptProposedAction()
+        else:
+            ev.ignore()  # a mesh, a motion, a project: the window routes it to its panel
 
     def dragMoveEvent(self, ev):
-        if ev.mimeData().hasUrls():
+        if self._svg_url(ev):
             ev.acceptProposedAction()
+        else:
+            ev.ignore()
 
     def dropEvent(self, ev):
-        for url in ev.mimeData().urls():
-            if url.isLocalFile():
-                self.fileDropped.emit(url.toLocalFile())
-                ev.acceptProposedAction()
-                return
+        path = self._svg_url(ev)
+        if path:
+            self.fileDropped.emit(path)
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()

@@ -15,6 +15,8 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QPainter
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
 
+from widgets.theme import canvas_colours
+
 # (label shown in the legend, action, Qt keys)
 KEY_LEGEND: list[tuple[str, str, tuple[int, ...]]] = [
     ("W / ↑", "move_up", (Qt.Key.Key_W, Qt.Key.Key_Up)),
@@ -117,7 +119,7 @@ class WorldView(QWidget):
         self.image: QImage | None = None
         self.keys = KeyState()
         self.clock = FrameClock()
-        self.status = "Press Start, then click here and play with the keys"
+        self.status = "loading model…"  # the panel says when the world can start
         self.paused = False
         self.recording = False
         self.index = 0
@@ -149,7 +151,7 @@ class WorldView(QWidget):
 
     def paintEvent(self, ev) -> None:
         p = QPainter(self)
-        p.fillRect(self.rect(), QColor(18, 18, 22))
+        p.fillRect(self.rect(), QColor(18, 18, 22) if canvas_colours(self).dark else QColor(200, 203, 208))
         if self.image is not None:
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)  # nearest neighbour
             p.drawImage(self.target_rect(), self.image)

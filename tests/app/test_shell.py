@@ -92,15 +92,15 @@ def test_settings_round_trip_and_bad_file(tmp_path):
     s = Settings()
     seen = []
     s.on_changed(seen.append)
-    s.set("theme", "dark")
+    s.set("theme", "light")
     s.add_recent("/a.svg")
     s.add_recent("/b.svg")
     s.add_recent("/a.svg")
     assert seen[0] == "theme" and s.recent_files == ["/a.svg", "/b.svg"]
     s.save()
-    assert Settings.load().theme == "dark"
+    assert Settings.load().theme == "light"
     Settings.path().write_text("{not json")
-    assert Settings.load().theme == "system"  # unreadable file: defaults, no crash
+    assert Settings.load().theme == "dark"  # unreadable file: defaults (dark), no crash
     with pytest.raises(AttributeError):
         s.set("nope", 1)
 
