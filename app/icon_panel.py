@@ -166,22 +166,32 @@ class IconPanel(Panel):
         self.act_suggest = self._action("Suggest next path", self.suggest_next, "Ctrl+Shift+N")
         self.act_delete = self._action("Delete path", self.delete_selected, QKeySequence.StandardKey.Delete)
         self.toolbar.addSeparator()
-        # no shortcuts here: Ctrl+Z / Ctrl+Shift+Z belong to the window's Edit menu, which acts on this stack
-        self.toolbar.addAction(self.undo_stack.createUndoAction(self, "Undo"))
-        self.toolbar.addAction(self.undo_stack.createRedoAction(self, "Redo"))
-        self.toolbar.addSeparator()
-        self._action("Zoom in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn)
-        self._action("Zoom out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
-        self._action("Fit", self.canvas.fit)
-        self.toolbar.addSeparator()
+        # no shortcuts here: Ctrl+Z / Ctrl+Shift+Z belong to the window's Edit menu, which acts on this stack;
+        # fixed texts (the step undone is in the tooltip) keep the toolbar's width steady
+        for text, slot, can, what in (("Undo", self.undo_stack.undo, self.undo_stack.canUndoChanged,
+                                       self.undo_stack.undoTextChanged),
+                                      ("Redo", self.undo_stack.redo, self.undo_stack.canRedoChanged,
+                                       self.undo_stack.redoTextChanged)):
+            a = QAction(text, self, enabled=False)
+            a.triggered.connect(slot)
+            can.connect(a.setEnabled)
+            what.connect(lambda t, a=a, v=text: a.setToolTip(f"{v} {t}".strip()))
+            self.toolbar.addAction(a)
+        # a second row: at 1280x800 one row would hide Import / Export behind the overflow arrow
+        self.view_bar = QToolBar()
+        self._action("Zoom in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, self.view_bar)
+        self._action("Zoom out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, self.view_bar)
+        self._action("Fit", self.canvas.fit, bar=self.view_bar)
+        self.view_bar.addSeparator()
         # File > Import… / Export… (Ctrl+I / Ctrl+E) reach these too; Ctrl+O / Ctrl+S open and save projects
-        self._action("Import SVG…", self.import_dialog)
-        self._action("Export SVG…", self.export_svg_dialog)
+        self._action("Import SVG…", self.import_dialog, bar=self.view_bar)
+        self._action("Export SVG…", self.export_svg_dialog, bar=self.view_bar)
         self.png_size = QSpinBox(minimum=16, maximum=4096, value=512, suffix=" px")
         self.png_size.setToolTip("Size of exported PNG files")
-        self._action("Export PNG…", self.export_png_dialog)
-        self.toolbar.addWidget(self.png_size)
+        self._action("Export PNG…", self.export_png_dialog, bar=self.view_bar)
+        self.view_bar.addWidget(self.png_size)
         ev.addWidget(self.toolbar)
+        ev.addWidget(self.view_bar)
         ev.addWidget(self.canvas, 1)
 
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -196,13 +206,13 @@ class IconPanel(Panel):
         self.jobEnded.connect(self._job_ended)
         self._update_actions()
 
-    def _action(self, text, slot, shortcut=None) -> QAction:
+    def _action(self, text, slot, shortcut=None, bar: QToolBar | None = None) -> QAction:
         a = QAction(text, self)
         if shortcut is not None:
             a.setShortcut(QKeySequence(shortcut))
             a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         a.triggered.connect(slot)
-        self.toolbar.addAction(a)
+        (bar or self.toolbar).addAction(a)
         self.addAction(a)
         return a
 

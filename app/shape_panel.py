@@ -119,7 +119,6 @@ class ShapePanel(Panel):
         self.seed.setRange(0, 2**31 - 1)
         self.dice = QPushButton("Random")
         self.dice.setToolTip("New random seed")
-        self.dice.setFixedWidth(70)
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.dice)
         seed_w = QWidget()

@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(qs.value("geometry"))
             self.restoreState(qs.value("windowState"))
         else:
-            self.resizeDocks([self.dock], [230], Qt.Vertical)
+            self.resizeDocks([self.dock], [170], Qt.Vertical)  # the panels keep most of 800 px
         self._current_changed()
         self.saved_digest = self.snapshot().digest()
         if restore_session:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
+                               QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from app.panel import Panel
 from app.project import load_npz, npz_bytes
@@ -50,8 +50,14 @@ class WorldPanel(Panel):
         self.root.addLayout(body, 1)
         self.view = WorldView()
         body.addWidget(self.view, 1)
-        side = QVBoxLayout()
-        body.addLayout(side)
+        side_w = QWidget()
+        side = QVBoxLayout(side_w)
+        side.setContentsMargins(0, 0, 4, 0)
+        self.side_scroll = QScrollArea()  # the key legend is long: it scrolls when the window is short
+        self.side_scroll.setWidgetResizable(True)
+        self.side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body.addWidget(self.side_scroll)
 
         form_box = QGroupBox("World")
         form = QFormLayout(form_box)
@@ -106,6 +112,8 @@ class WorldPanel(Panel):
         lv.addWidget(self.legend)
         side.addWidget(legend_box)
         side.addStretch(1)
+        self.side_scroll.setWidget(side_w)
+        self.side_scroll.setMinimumWidth(side_w.sizeHint().width() + self.side_scroll.verticalScrollBar().sizeHint().width())
 
         self.paused = False
         self.model_loaded = False  # the engine said it holds the World model (or sent a frame)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStyle
 
 
 class ErrorBox(QFrame):
@@ -19,8 +19,9 @@ class ErrorBox(QFrame):
         self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.copy_btn = QPushButton("Copy")
         self.copy_btn.setToolTip("Copy the error and its details to the clipboard")
-        self.close_btn = QPushButton("✕")
-        self.close_btn.setFixedWidth(28)
+        self.close_btn = QPushButton()  # Qt's own close icon: no font needed for a cross glyph
+        self.close_btn.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_DialogCloseButton))
+        self.close_btn.setToolTip("Dismiss")
         lay.addWidget(self.label, 1)
         lay.addWidget(self.copy_btn)
         lay.addWidget(self.close_btn)
