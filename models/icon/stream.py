@@ -12,6 +12,8 @@ Modes (params["mode"]):
   infill    paths (the icon), index (the path to redraw), prompt: redraw one path, the rest as context
   suggest   paths, prompt: draw one more path after the given ones
   import    svg (document text): normalise it through the same pipeline as the training data
+  library   query (text), k (1-96): browse the library; one output {"items": [{id, name, set, license,
+            author, attribution, svg, score}]}, best match first
 Events: partial {"candidate", "index", "cmds", "pts", "final"} as paths finish (final=True) and every
 few tokens for the path in progress (final=False); progress {"done", "total"}; one output with the
 finished candidates (wire paths + SVG text + validity, text-match scores when the evaluator is there).
@@ -50,6 +52,7 @@ from models.icon.tokenizer import (EOS, PATH, START, TXT, Grammar, GrammarTracke
 STEP_BUDGET_S = 0.03  # decode for about this long per step() so cancel / steer stay instant
 PARTIAL_EVERY = 6  # tokens between updates of the path in progress
 MAX_PATHS_IN = 64
+EXEMPLAR_TOKENS = 180  # longer library icons are not shown as exemplars (as in training: --max-exemplar-tokens)
 INK_SIZE = 32  # raster side for the "the drawing is not empty" check before a candidate may end
 
 
@@ -216,8 +219,10 @@ class IconSession(StreamSession):
         mode = params.get("mode", "generate")
         if mode == "import":
             return self._import(params)
+        if mode == "library":
+            return self._browse(params)
         if mode not in ("generate", "infill", "suggest"):
-            raise ParamError(f"unknown mode '{mode}'; use generate, infill, suggest or import")
+            raise ParamError(f"unknown mode '{mode}'; use generate, infill, suggest, import or library")
         self.mode = mode
         prompt = params.get("prompt", "")
         if not isinstance(prompt, str):
@@ -308,7 +313,27 @@ class IconSession(StreamSession):
             return []
         exclude = set(params.get("exclude_library") or [])  # the bench hides the icons it asks for
         seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
-        return [lib.icon(i) for i, _ in lib.search(text, k, exclude=exclude, seed=seed)]
+        return [lib.icon(i) for i, _ in lib.search(text, k, exclude=exclude, seed=seed, max_tokens=EXEMPLAR_TOKENS)]
+
+    def _browse(self, params: dict):
+        lib = self.bundle.library
+        if lib is None:
+            raise ParamError("this engine has no icon library (assets/icon/library is missing)")
+        query = params.get("query", "")
+        if not isinstance(query, str) or not query.strip():
+            raise ParamError("type what to look for in the library, e.g. 'rocket'")
+        if len(query) > 200:
+            raise ParamError(f"the search text is {len(query)} characters long; keep it under 200")
+        k = check_range(params, "k", 1, 96, 24, int)
+        hits = lib.search(self._text_vector(query.strip()), k, max_tokens=10_000, distinct_sets=False)
+        items = []
+        for i, score in hits:
+            e = lib.icon(i)
+            items.append({"id": e.id, "name": e.name, "set": e.set, "license": e.license, "author": e.author,
+                          "attribution": e.attribution, "svg": to_svg(decode(e.tokens)), "score": round(score, 3),
+                          "paths": [p.to_wire() for p in decode(e.tokens)]})
+        self.done, self.mode = True, "library"
+        return [("output", {"mode": "library", "query": query.strip(), "items": items})]
 
     def _sampled(self, prompt_t, embeds, use_cfg) -> Iterator[np.ndarray]:
         tracker = self.tracker

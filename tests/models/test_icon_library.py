@@ -86,3 +86,18 @@ def test_session_draws_after_exemplars_names_them_and_cancels():
 
     with pytest.raises(ParamError, match="library icon numbers"):
         IconSession(bundle, "cpu").start({"prompt": "a house", "exemplars": [10**9]})
+
+
+@pytest.mark.timeout(120)
+def test_library_mode_browses_with_licences():
+    from models.common.session import ParamError
+    from models.icon.stream import IconSession, load_bundle
+
+    bundle = load_bundle("cpu")
+    s = IconSession(bundle, "cpu")
+    out = s.start({"mode": "library", "query": "umbrella", "k": 6})
+    items = out[0][1]["items"]
+    assert s.done and len(items) == 6
+    assert all("umbrella" in it["name"] and it["license"] and "<svg" in it["svg"] and it["paths"] for it in items)
+    with pytest.raises(ParamError, match="look for"):
+        IconSession(bundle, "cpu").start({"mode": "library", "query": " "})
