@@ -112,8 +112,8 @@ class MainWindow(QMainWindow):
             self.panels.append(panel)
             self.tabs.addTab(panel, panel.title)
             self.undo_group.addStack(panel.undo_stack)
-            panel.undo_stack.indexChanged.connect(lambda *_: self.setWindowModified(True))
-            panel.jobEnded.connect(lambda *_: self.setWindowModified(True))
+            panel.undo_stack.indexChanged.connect(self._mark_modified)  # a bound slot: gone with the window
+            panel.jobEnded.connect(self._mark_modified)
         if not self.panels:
             self.tabs.addTab(WelcomePanel(0), "Welcome")
         self.dock = EngineDock(self)
@@ -214,6 +214,9 @@ class MainWindow(QMainWindow):
         name = apply_theme(QApplication.instance(), name)
         self.settings.set("theme", name)
         self.theme_actions[name].setChecked(True)
+
+    def _mark_modified(self, *_):
+        self.setWindowModified(True)
 
     # ---- panels ------------------------------------------------------------------------------
     def panel_for(self, task: str):

@@ -97,8 +97,9 @@ class CandidateTile(QWidget):
         p.setPen(QPen(border, 2 if self.chosen else 1))
         p.drawRect(QRectF(x0, y0, side, side))
         p.save()
-        p.translate(x0 + 4, y0 + 4)
-        p.scale((side - 8) / GRID_MAX, (side - 8) / GRID_MAX)
+        icon = side - 26  # the icon above a strip for its label, so the text never covers the drawing
+        p.translate(x0 + (side - icon) / 2, y0 + 4)
+        p.scale(icon / GRID_MAX, icon / GRID_MAX)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(c.ink)
         for path in self.paths:

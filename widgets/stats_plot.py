@@ -20,6 +20,7 @@ class ThroughputPlot(pg.PlotWidget):
         self.setLabel("left", "units / s")
         self.setLabel("bottom", "seconds ago")
         self.showGrid(x=True, y=True, alpha=0.25)
+        self.getAxis("left").setWidth(62)  # room for "149.8" and the axis title side by side
         for side in ("left", "bottom"):  # plain numbers: no "(x0.001)" rescaling of short spans
             self.getAxis(side).enableAutoSIPrefix(False)
         self.enableAutoRange(x=False)
