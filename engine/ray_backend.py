@@ -32,15 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import tomllib
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -58,11 +58,12 @@ log = logging.getLogger("weft.engine.ray")
 
 DEFAULT_CONFIG = Path(__file__).with_name("ray_config.toml")
 STATS_EVERY_S = 0.5  # as the local scheduler
-FLUSH_S = 0.01  # a one-shot worker sends its events at most this late (batches of fast steps)
 POLL_S = 0.004  # how often the engine's loop looks at the inbox while jobs run
 DRAIN_MAX = 512  # one-shot events forwarded per turn of the engine's loop (live ones: all)
 ACTOR_WAIT_NOTE_S = 5.0  # tell the client when a worker takes longer than this to be placed
 MODES = ("auto", "serve", "actor")
+BATCH_S = 0.02  # a one-shot job's events leave its worker at most this often (sends cost CPU)
+SWITCH_INTERVAL_S = 0.001  # GIL hand-over in the workers (Python's default: 0.005)
 
 
 # ---- configuration -------------------------------------------------------------------------------
@@ -179,18 +180,28 @@ def _quiet_close(session) -> None:
 
 
 class _Control:
-    """What the gateway can change while a session runs: pause and cancel (applied between steps)."""
+    """What the gateway can change while a session runs, handed to the session's thread: steers (applied
+    between two steps, each answered through its future), pause and cancel."""
 
     def __init__(self):
         self.cancelled = False
-        self.running = asyncio.Event()
+        self.running = threading.Event()  # cleared while paused
         self.running.set()
-        self.pending: dict = {}  # steers that came before the session started: folded into its params
+        self.poke = threading.Event()  # wakes the session's thread out of its pacing wait
+        self.steers: collections.deque = collections.deque()  # (params, concurrent Future)
+        self.ended = False
+
+    def stop(self) -> None:
+        self.cancelled = True
+        self.running.set()
+        self.poke.set()
 
 
 class SessionHost:
-    """Loads one task's weights once per worker process and runs its sessions: each session's
-    start / step / steer / close happen on a thread of its own, one at a time, in order."""
+    """Loads one task's weights once per worker process and runs its sessions. Each session lives on
+    a thread of its own (start, step, steer and close happen there, in order, as on the local engine's
+    loop) and hands its events to the worker's asyncio loop, which streams them to the gateway:
+    whatever piled up while one batch was being sent goes out as the next batch."""
 
     kind = "replica"
 
@@ -203,13 +214,15 @@ class SessionHost:
             except OSError:
                 pass
         torch.set_num_threads(max(1, threads or os.cpu_count() or 1))  # Ray sets OMP_NUM_THREADS=1
+        # the session's thread and the thread streaming its events share the GIL: hand it over within
+        # 1 ms rather than Python's 5 (a step waiting 5 ms for the GIL after every send nearly doubled
+        # a 7 ms step)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.task, self.cls = task, session_class(spec)
         self.device = pick_device(device)
         t0 = time.perf_counter()
         self.bundle = self.cls.load(self.device)
         self.load_s = round(time.perf_counter() - t0, 3)
-        self.session: StreamSession | None = None
-        self.ex: ThreadPoolExecutor | None = None
 
     def worker_info(self) -> dict:
         ctx = ray.get_runtime_context()
@@ -237,67 +250,109 @@ class SessionHost:
         """Run one session; yields lists of (kind, data). The first is ("started", worker info); the
         last ends with ("finished", stats) or ("error", ...); a cancelled one just stops."""
         loop = asyncio.get_running_loop()
-        self.ex = ex = ThreadPoolExecutor(1, thread_name_prefix=f"weft-{self.task}")
+        q: asyncio.Queue = asyncio.Queue()
 
-        def call(fn, *a):
-            return loop.run_in_executor(ex, fn, *a)
+        def put(batch):
+            loop.call_soon_threadsafe(q.put_nowait, batch)
 
-        yield [("started", {**self.worker_info(), "model_load_s": self.load_s})]
+        info = {**self.worker_info(), "model_load_s": self.load_s}
+        threading.Thread(target=self._run_session, args=(dict(params), ctl, put), daemon=True,
+                         name=f"weft-{self.task}-{job}").start()
+        live = bool(getattr(self.cls, "realtime", False))
+        last, shown = 0.0, False
+        try:
+            yield [("started", info)]
+            while True:
+                batch = await q.get()
+                if not live and shown and batch is not None:  # one-shot, after its first partial: one
+                    wait = last + BATCH_S - loop.time()  # message per BATCH_S at most
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                while batch is not None and not q.empty():  # send what piled up as one batch
+                    more = q.get_nowait()
+                    if more is None:
+                        if batch:
+                            yield batch
+                        return
+                    batch = batch + more
+                if batch is None:
+                    return
+                yield batch
+                last = loop.time()
+                shown = shown or any(kind == "partial" for kind, _ in batch)
+        finally:
+            ctl.stop()  # a cancelled request (Serve) or a finished one: the thread ends within one step
+
+    def _run_session(self, params: dict, ctl: _Control, put) -> None:
+        """The session's thread: the local scheduler's loop for one job, paced and steered."""
         session, batch = None, []
         try:
-            params = dict(params)
             spec = self.cls.parse_job(params)
             if spec is not None:  # the request's file, read in a limited child process of this worker
                 from engine.sandbox import run_limited
 
                 fn, arg, what, *limit = spec
-                kw = {"what": what, **({"time_limit_s": limit[0]} if limit else {})}
-                params["parsed"] = await call(functools.partial(run_limited, fn, arg, **kw))
-            params.update(ctl.pending)
-            session = self.session = self.cls(self.bundle, self.device)
+                params["parsed"] = run_limited(fn, arg, what=what, **({"time_limit_s": limit[0]} if limit else {}))
+            while ctl.steers:  # steers that came before the start: folded into its parameters
+                p, fut = ctl.steers.popleft()
+                params.update({k: v for k, v in p.items() if k != "parsed"})
+                fut.set_result(None)
+            if ctl.cancelled:
+                return
+            session = self.cls(self.bundle, self.device)
             t_start = last_stats = time.monotonic()
-            last_flush, steps, step_s = 0.0, 0, 0.0
-            fut = call(session.start, params)
             t0 = time.perf_counter()
+            out = session.start(params)
+            steps, step_s = 1, time.perf_counter() - t0
             while True:
-                while batch:  # send what is made while this step runs, at most FLUSH_S late
-                    done, _ = await asyncio.wait({fut}, timeout=max(0.0, last_flush + FLUSH_S - time.monotonic()))
-                    if done:
-                        break
-                    yield batch
-                    batch, last_flush = [], time.monotonic()
-                out = await fut
-                step_s += time.perf_counter() - t0
-                steps += 1
                 batch.extend(out)
                 if session.done:
                     batch.append(("finished", self._stats(session, t_start, steps, step_s)))
-                    yield batch
+                    put(batch)
                     return
                 now = time.monotonic()
                 if now - last_stats > STATS_EVERY_S:
                     last_stats = now
                     batch.append(("stats", self._stats(session, t_start, steps, step_s)))
-                wait = session.next_due() - now if session.realtime else 0.0
-                if batch and (session.realtime or wait > 0 or not ctl.running.is_set()
-                              or now - last_flush >= FLUSH_S):
-                    yield batch
-                    batch, last_flush = [], time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if not ctl.running.is_set():
-                    await ctl.running.wait()
-                if ctl.cancelled:
-                    return
-                fut = call(session.step)
+                put(batch)
+                batch = []
+                while True:  # wait for the next step's deadline, a resume, or a cancel; steer meanwhile
+                    self._apply_steers(session, ctl)
+                    if ctl.cancelled:
+                        return
+                    if not ctl.running.is_set():
+                        ctl.poke.wait(0.5)
+                        ctl.poke.clear()
+                        continue
+                    wait = session.next_due() - time.monotonic() if session.realtime else 0.0
+                    if wait <= 0:
+                        break
+                    ctl.poke.wait(wait)
+                    ctl.poke.clear()
                 t0 = time.perf_counter()
+                out = session.step()
+                step_s += time.perf_counter() - t0
+                steps += 1
         except Exception as e:  # noqa: BLE001 - the session's failure ends this job only
-            yield batch + [("error", error_data(e))]
+            put(batch + [("error", error_data(e))])
         finally:
-            self.session = None
+            ctl.ended = True
             if session is not None:
-                ex.submit(_quiet_close, session)  # after the step in flight, if any
-            ex.shutdown(wait=False)
+                _quiet_close(session)
+            while ctl.steers:
+                ctl.steers.popleft()[1].set_result("this session has ended")
+            put(None)
+
+    def _apply_steers(self, session, ctl: _Control) -> None:
+        while ctl.steers:
+            params, fut = ctl.steers.popleft()
+            try:
+                session.steer(params)
+                fut.set_result(None)
+            except ParamError as e:
+                fut.set_result(str(e) or "steer refused")
+            except Exception as e:  # noqa: BLE001 - a session that chokes on odd values refuses the steer
+                fut.set_result(f"cannot steer this {self.task} job with {_brief(params)}: {type(e).__name__}")
 
 
 class TaskReplica(SessionHost):
@@ -328,32 +383,29 @@ class SessionActor(SessionHost):
             async for batch in self.drive(job, params, ctl):
                 yield batch
         finally:
-            self.ctl = None
+            if self.ctl is ctl:
+                self.ctl = None
 
     async def steer(self, params: dict) -> str | None:
         """Apply a steer between two steps; returns None, or why it was refused."""
-        session, ctl = self.session, self.ctl
-        if session is None:
-            if ctl is None:
-                return "this session has ended"
-            ctl.pending.update({k: v for k, v in params.items() if k != "parsed"})
-            return None
-        try:
-            await asyncio.get_running_loop().run_in_executor(self.ex, session.steer, params)
-        except ParamError as e:
-            return str(e) or "steer refused"
-        except Exception as e:  # noqa: BLE001 - a session that chokes on odd values refuses the steer
-            return f"cannot steer this {self.task} job with {_brief(params)}: {type(e).__name__}"
-        return None
+        ctl = self.ctl
+        if ctl is None or ctl.ended:
+            return "this session has ended"
+        fut: Future = Future()
+        ctl.steers.append((params, fut))
+        ctl.poke.set()
+        if ctl.ended and not fut.done():  # it ended while we queued: nobody will apply it
+            return "this session has ended"
+        return await asyncio.wrap_future(fut)
 
     async def pause(self, paused: bool) -> None:
         if self.ctl is not None:
             (self.ctl.running.clear if paused else self.ctl.running.set)()
+            self.ctl.poke.set()
 
     async def cancel(self) -> None:
         if self.ctl is not None:
-            self.ctl.cancelled = True
-            self.ctl.running.set()
+            self.ctl.stop()
 
 
 def _brief(params: dict) -> str:
@@ -861,7 +913,7 @@ class RayScheduler:
             "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0), "tasks": tasks}}
 
     def loaded(self) -> list[str]:
-        return sorted(n for n, ts in self.tasks.items() if ts.deploy == "ready" or ts.actors > 0)
+        return sorted(n for n, ts in self.tasks.items() if ts.deploy == "ready" or ts.idle or ts.inflight)
 
     def job_rows(self) -> list[dict]:
         return [{"job": j.id, "task": j.task, "state": j.state, "client_position": j.position
@@ -939,6 +991,7 @@ class RayEngine(Engine):
         runtime_env, owns = start_ray(cfg, ray_address)
         try:
             super().__init__(endpoint, token=token, device="cpu", ctx=ctx, idle_exit_s=idle_exit_s)
+            self.runtime.device = "ray"  # the gateway runs no model: the ready line says where jobs go
             self.scheduler = RayScheduler(self.runtime, self._send_event, super()._reply, cfg, device,
                                           runtime_env, owns)
         except BaseException:
