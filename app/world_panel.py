@@ -121,6 +121,7 @@ class WorldPanel(Panel):
         self.pending_keys: list[str] = []  # keys pressed before the first frame: played first, one frame each
         self.resets = 0  # start frames shown (the first one, then one per Reset)
         self.recorded: list[np.ndarray] = []
+        self._recording_npz: tuple = (None, b"")  # (what it was made from, npz bytes) for project files
         self._key_ids = itertools.count(1)
         self._key_times: dict[int, float] = {}
         self.start_btn.clicked.connect(self.toggle_start)
@@ -321,7 +322,10 @@ class WorldPanel(Panel):
     def save_results(self) -> dict[str, bytes]:
         if not self.recorded or len(self.recorded) > MAX_PROJECT_FRAMES:
             return {}  # a longer recording: save it as MP4 (Save recording…); projects stay small
-        return {"recording.npz": npz_bytes(frames=np.stack(self.recorded), fps=np.array(self.fps_spin.value()))}
+        key = (len(self.recorded), id(self.recorded[-1]), self.fps_spin.value())
+        if self._recording_npz[0] != key:  # compressing a long recording takes a while: once per change
+            self._recording_npz = (key, npz_bytes(frames=np.stack(self.recorded), fps=np.array(self.fps_spin.value())))
+        return {"recording.npz": self._recording_npz[1]}
 
     def restore_results(self, files: dict[str, bytes]) -> None:
         self.recorded = []
