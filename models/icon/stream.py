@@ -97,7 +97,7 @@ def load_bundle(device: str = "cpu", weights=None, with_text: bool = True, int8:
     library = None
     if with_text and (LIBRARY_DIR / "icons.npz").exists():
         library = IconLibrary(LIBRARY_DIR)
-    return IconBundle(model, encoder, ngrams, evaluator, fast_gpt, library)
+    return IconBundle(model, encoder, ngrams, evaluator, library=library, fast_gpt=fast_gpt)
 
 
 # ---- speculative decoding ----------------------------------------------------------------------

@@ -36,7 +36,8 @@ P_TWO_EXEMPLARS = 0.35  # of exemplar samples: two exemplars instead of one
 MAX_EXEMPLAR_TOKENS = 320  # longer library icons are not used as exemplars (context and CPU time)
 
 
-def concept_groups(names: list[str], set_id: np.ndarray, members: np.ndarray, lengths: np.ndarray) -> dict[int, np.ndarray]:
+def concept_groups(names: list[str], set_id: np.ndarray, members: np.ndarray, lengths: np.ndarray,
+                   max_exemplar: int = MAX_EXEMPLAR_TOKENS) -> dict[int, np.ndarray]:
     """icon index -> the other icons of its concept (same base name) from other sets, short enough to
     show as exemplars. names: "set:name" per corpus icon; members: the icons to group (one split)."""
     from models.icon.data import base_name
@@ -50,7 +51,7 @@ def concept_groups(names: list[str], set_id: np.ndarray, members: np.ndarray, le
             continue
         g = np.array(group)
         for i in group:
-            other = g[(set_id[g] != set_id[i]) & (lengths[g] <= MAX_EXEMPLAR_TOKENS)]
+            other = g[(set_id[g] != set_id[i]) & (lengths[g] <= max_exemplar)]
             if len(other):
                 out[i] = other
     return out
@@ -59,7 +60,8 @@ def concept_groups(names: list[str], set_id: np.ndarray, members: np.ndarray, le
 class Corpus:
     """Token arrays of one split, with their label embeddings, for sampling training sequences."""
 
-    def __init__(self, path: Path, split: int, max_len: int, exemplar_share: float = 0.0):
+    def __init__(self, path: Path, split: int, max_len: int, exemplar_share: float = 0.0,
+                 max_exemplar: int = MAX_EXEMPLAR_TOKENS):
         z = np.load(path)
         keep = np.nonzero(z["split"] == split)[0]
         off = z["offsets"]
@@ -74,7 +76,7 @@ class Corpus:
         if exemplar_share > 0:
             names = json.loads(Path(path).with_suffix(".json").read_text())["names"]
             all_len = off[1:] - off[:-1]
-            self.partners = concept_groups(names, z["set_id"], keep, all_len)
+            self.partners = concept_groups(names, z["set_id"], keep, all_len, max_exemplar)
 
     def __len__(self):
         return len(self.idx)
@@ -190,6 +192,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--exemplar-share", type=float, default=0.0,
                     help="share of whole-icon samples shown one or two same-concept icons from other sets first")
+    ap.add_argument("--max-exemplar-tokens", type=int, default=MAX_EXEMPLAR_TOKENS,
+                    help="longer icons are not shown as exemplars (CPU: keep sequences short)")
     ap.add_argument("--init", default=None, help="start from these weights (e.g. the shipped icon.safetensors)")
     args = ap.parse_args(argv)
 
@@ -219,8 +223,8 @@ def main(argv=None) -> int:
             log_f.flush()
 
     data = Path(args.data) if args.data else cache_dir("icon") / "corpus.npz"
-    train = Corpus(data, 0, args.max_len, args.exemplar_share)
-    val = Corpus(data, 1, args.max_len, args.exemplar_share)
+    train = Corpus(data, 0, args.max_len, args.exemplar_share, args.max_exemplar_tokens)
+    val = Corpus(data, 1, args.max_len, args.exemplar_share, args.max_exemplar_tokens)
     ckpt_path = run / "ckpt.pt"
     cfg = IconConfig(d_model=args.d_model, n_layer=args.n_layer, n_head=args.n_head, max_seq_len=args.max_len,
                      dropout=args.dropout)
@@ -297,7 +301,7 @@ def main(argv=None) -> int:
         tokens_seen += n_tok
         tok_log += n_tok
         step += 1
-        if step % 25 == 0:
+        if step % 10 == 0:
             now = time.time()
             log(f"step {step} loss {loss.item():.4f} lr {lr_at(step):.2e} tok/s {tok_log / (now - t_log):.0f} "
                 f"seen {tokens_seen / 1e6:.2f}M")
