@@ -12,12 +12,13 @@ from PySide6.QtCore import QByteArray, QRectF, Qt
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPainter, QUndoCommand
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QToolBar,
-                               QVBoxLayout, QWidget)
+                               QLineEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QTabWidget,
+                               QToolBar, QVBoxLayout, QWidget)
 
 from app.panel import Panel
 from engine.protocol import Event
 from widgets.icon_grid import CandidateGrid
+from widgets.icon_library import LibraryBrowser
 from widgets.svg_canvas import N_POINTS, IconCanvas, icon_svg
 
 MAX_IMPORT_BYTES = 2_000_000
@@ -111,8 +112,24 @@ class IconPanel(Panel):
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(dice)
+        self.random_seed = QCheckBox("New seed each time")
+        self.random_seed.setChecked(True)
+        self.random_seed.setToolTip("Pick a fresh random seed for every generation (shown above, so you can repeat one)")
         self.rerank = QCheckBox("Rerank by text match")
         self.rerank.setChecked(True)
+        self.use_library = QCheckBox("Draw after library icons")
+        self.use_library.setChecked(True)
+        self.use_library.setToolTip("Show the model the library icons that match the prompt best (or the ones you "
+                                    "picked in the Library tab); it draws a new icon of that concept")
+        self.picked: list[dict] = []  # library items the user chose as exemplars
+        self.picked_label = QLabel("")
+        self.picked_label.setWordWrap(True)
+        self.clear_picks = QPushButton("Clear picks")
+        self.clear_picks.clicked.connect(self._clear_picks)
+        self.clear_picks.setEnabled(False)
+        self.inspired = QLabel("")
+        self.inspired.setWordWrap(True)
+        self.inspired.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.gen_btn = QPushButton("Generate")
         self.gen_btn.setDefault(True)
         self.gen_btn.clicked.connect(self.generate)
@@ -134,13 +151,19 @@ class IconPanel(Panel):
         form.addRow("Top-p", self.top_p)
         form.addRow("Guidance", self.guidance)
         form.addRow("Seed", seed_row)
+        form.addRow(self.random_seed)
         form.addRow(self.rerank)
+        form.addRow(self.use_library)
+        form.addRow(self.picked_label)
+        form.addRow(self.clear_picks)
         form.addRow(btns)
         form.addRow(self.progress)
         form.addRow(self.status)
+        form.addRow(self.inspired)
         for w, label in ((self.prompt, "prompt"), (self.n_spin, "candidates"), (self.temp, "temperature"),
                          (self.top_p, "top-p"), (self.guidance, "guidance"), (self.seed, "seed"),
-                         (self.rerank, "rerank")):
+                         (self.rerank, "rerank"), (self.random_seed, "new seed each time"),
+                         (self.use_library, "draw after library icons")):
             self.fields.watch(w, label)
         # the inputs scroll when the window is short (1280x800 with the Engine dock open)
         self.controls_scroll = QScrollArea()
@@ -194,9 +217,18 @@ class IconPanel(Panel):
         ev.addWidget(self.view_bar)
         ev.addWidget(self.canvas, 1)
 
+        self.library = LibraryBrowser()
+        self.library.searchRequested.connect(self.search_library)
+        self.library.openRequested.connect(self.open_library_item)
+        self.library.exemplarRequested.connect(self.pick_exemplar)
+        self.library_job: str | None = None
+        self.middle = QTabWidget()
+        self.middle.addTab(self.grid, "Candidates")
+        self.middle.addTab(self.library, "Library")
+
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.controls_scroll)
-        split.addWidget(self.grid)
+        split.addWidget(self.middle)
         split.addWidget(editor)
         split.setStretchFactor(1, 2)
         split.setStretchFactor(2, 3)
@@ -239,9 +271,56 @@ class IconPanel(Panel):
             self.error_box.show_error("Type a prompt first, e.g. 'a rocket'.")
             return
         n = int(self.n_spin.value())
+        if self.random_seed.isChecked():
+            self.seed.setValue(random.randrange(2**31 - 1))
         self.grid.reset(n)
+        self.middle.setCurrentWidget(self.grid)
         self.candidates = []
-        self._start({"mode": "generate", "prompt": prompt, "n": n, **self.sampling()}, "generate")
+        self.inspired.setText("")
+        exemplars = "off" if not self.use_library.isChecked() else [it["id"] for it in self.picked] or "auto"
+        self._start({"mode": "generate", "prompt": prompt, "n": n, **self.sampling(), "exemplars": exemplars},
+                    "generate")
+
+    # ---- the library ---------------------------------------------------------------------------
+    def search_library(self, query: str) -> None:
+        if not self.bridge.connected:
+            self.library.show_error("The engine is not running yet.")
+            return
+        if self.library_job:
+            self.bridge.cancel(self.library_job)
+        self.library_job = self.bridge.submit("icon", {"mode": "library", "query": query, "k": 48}, self._library_event)
+
+    def _library_event(self, ev: Event) -> None:
+        if ev.job != self.library_job:
+            return
+        if ev.kind == "output":
+            self.library.show_items(ev.data.get("items", []))
+        elif ev.kind == "error":
+            self.library.show_error(ev.data.get("message", "The search failed."))
+        if ev.terminal:
+            self.library_job = None
+
+    def open_library_item(self, item: dict) -> None:
+        paths = _paths_from_wire(item.get("paths", []))
+        if paths:
+            self.undo_stack.push(SetPathsCommand(self, self.canvas.paths, paths, f"Open {item['name']}"))
+            self.canvas.fit()
+            self.status.setText(f"Opened {item.get('attribution', item['name'])} from the library.")
+
+    def pick_exemplar(self, item: dict) -> None:
+        if any(it["id"] == item["id"] for it in self.picked):
+            return
+        self.picked = (self.picked + [item])[-3:]  # the model takes up to three
+        self._show_picks()
+
+    def _clear_picks(self) -> None:
+        self.picked = []
+        self._show_picks()
+
+    def _show_picks(self) -> None:
+        names = ", ".join(it["name"] for it in self.picked)
+        self.picked_label.setText(f"Exemplars you picked: {names}" if self.picked else "")
+        self.clear_picks.setEnabled(bool(self.picked))
 
     def redraw_selected(self) -> None:
         i = self.canvas.selected
@@ -324,7 +403,10 @@ class IconPanel(Panel):
                 self.scores = [float(x) for x in np.asarray(d["scores"]).reshape(-1)]
                 self.grid.set_scores(self.scores, rerank=self.rerank.isChecked())
             n_ok = sum(c["valid"] for c in cands)
-            self.status.setText(f"{n_ok} of {len(cands)} candidates complete. Click one to edit it.")
+            self.status.setText(f"{n_ok} of {len(cands)} candidates complete (seed {self.seed.value()}). "
+                                "Click one to edit it.")
+            ex = d.get("exemplars") or []
+            self.inspired.setText("Drawn after: " + "; ".join(e["attribution"] for e in ex) if ex else "")
         elif cands:
             self.canvas.set_preview(None)
             c = cands[0]
@@ -513,7 +595,9 @@ class IconPanel(Panel):
     # ---- state --------------------------------------------------------------------------------
     def save_state(self) -> dict:
         return {"prompt": self.prompt.text(), "n": self.n_spin.value(), **self.sampling(),
-                "rerank": self.rerank.isChecked(), "png_size": self.png_size.value()}
+                "rerank": self.rerank.isChecked(), "png_size": self.png_size.value(),
+                "random_seed": self.random_seed.isChecked(), "use_library": self.use_library.isChecked(),
+                "picked": [{k: it[k] for k in ("id", "name", "attribution") if k in it} for it in self.picked]}
 
     def restore_state(self, state: dict) -> None:
         if not state:
@@ -526,3 +610,8 @@ class IconPanel(Panel):
         self.seed.setValue(int(state.get("seed", 0)))
         self.rerank.setChecked(bool(state.get("rerank", True)))
         self.png_size.setValue(int(state.get("png_size", 512)))
+        self.random_seed.setChecked(bool(state.get("random_seed", True)))
+        self.use_library.setChecked(bool(state.get("use_library", True)))
+        picked = state.get("picked") or []
+        self.picked = [it for it in picked if isinstance(it, dict) and isinstance(it.get("id"), int)][:3]
+        self._show_picks()

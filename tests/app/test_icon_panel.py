@@ -115,3 +115,36 @@ def test_import_redraw_and_malformed_import(qtbot, panel, tmp_path):
     assert len(panel.canvas.paths) == 2
     panel.undo_stack.undo()
     assert len(panel.canvas.paths) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_library_search_open_and_pick_an_exemplar(qtbot, panel):
+    panel.library.query.setText("umbrella")
+    panel.library.search_btn.click()
+    qtbot.waitUntil(lambda: len(panel.library.items) > 0, timeout=120_000)
+    items = panel.library.items
+    assert all("umbrella" in it["name"] and it["license"] for it in items[:6])
+    assert panel.library.list.count() == len(items)
+    panel.library.list.setCurrentRow(1)
+    assert items[1]["license"] in panel.library.info.text()
+    panel.library.open_btn.click()
+    assert len(panel.canvas.paths) == len(items[1]["paths"]) > 0
+    panel.library.use_btn.click()
+    assert [it["id"] for it in panel.picked] == [items[1]["id"]] and items[1]["name"] in panel.picked_label.text()
+    sent = []
+    real_submit = panel.bridge.submit
+    panel.bridge.submit = lambda task, params, listener: sent.append(params) or real_submit(task, params, listener)
+    panel.prompt.setText("umbrella")
+    panel.n_spin.setValue(1)
+    seed_before = panel.seed.value()
+    with qtbot.waitSignal(panel.jobEnded, timeout=180_000) as blocker:
+        panel.gen_btn.click()
+    assert blocker.args[1] == "finished", panel.error_box.text()
+    assert sent[-1]["exemplars"] == [items[1]["id"]] and sent[-1]["seed"] == panel.seed.value() != seed_before
+    assert items[1]["set"] in panel.inspired.text()  # "Drawn after: ... from <set> ..., <licence>"
+    panel._clear_picks()
+    panel.use_library.setChecked(False)
+    panel.generate()
+    assert sent[-1]["exemplars"] == "off"
+    wait_job(qtbot, panel)
