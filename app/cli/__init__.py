@@ -51,14 +51,22 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="start (or reach) the engine and print its status")
     eng = sub.add_parser("engine", help="manage the shared engine that CLI calls reuse")
     eng.add_argument("action", choices=["start", "stop", "status"])
-    runners = {}
+    runners, validators = {}, {}
     for mod in _modules():
         name = mod.add_parser(sub)
         runners[name] = mod.run
+        if hasattr(mod, "validate"):
+            validators[name] = mod.validate
     args = p.parse_args(argv)
     if not args.cmd:
         p.print_help()
         return 0
+    checker = validators.get(args.cmd)
+    if checker is not None:  # bad arguments are refused before any engine starts
+        err = checker(args)
+        if err:
+            print(f"weft-cli {args.cmd}: {err}", file=sys.stderr)
+            return 2
 
     from engine.client import EngineClient, EngineError, default_endpoint, read_token
     from engine.launch import EngineProcess, endpoint_in_use, ensure_shared_engine, stop_shared_engine

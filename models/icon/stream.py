@@ -411,6 +411,7 @@ class IconSession(StreamSession):
                 if t == EOS:
                     self.finished[b] = True
                     self.ended[b] = "eos"
+                    out += self._candidate_done(b)
                 elif self.stop_loops and repeating_tail(row):
                     # the model redraws the same points over and over: end this candidate here
                     self.rows[b] = row = close_row(row)
@@ -420,6 +421,7 @@ class IconSession(StreamSession):
                     self.finished[b] = True
                     self.ended[b] = "loop"
                     self.loops_stopped += 1
+                    out += self._candidate_done(b)
                 elif t != PATH and len(row) % PARTIAL_EVERY == 0:
                     ev = self._path_event(b, final=False)
                     if ev[1]["cmds"]:
@@ -430,6 +432,19 @@ class IconSession(StreamSession):
         if not self.done:
             out.append(("progress", {"done": self.n_tokens, "total": self.max_new + 1}))
         return out
+
+    def _candidate_done(self, b: int) -> list:
+        """A generated candidate is whole: send it at once (the CLI writes it, the panel may show it)
+        instead of waiting for the slowest of the batch."""
+        if self.mode != "generate":
+            return []
+        try:
+            paths = decode(self.rows[b])
+        except ValueError:
+            return []
+        wire = [p.to_wire() for p in paths]
+        return [("partial", {"candidate": b, "candidate_done": True, "paths": wire,
+                             "svg": to_svg(paths) if paths else "", "valid": bool(paths)})]
 
     @staticmethod
     def _has_ink(row: list[int]) -> bool:
