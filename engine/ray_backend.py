@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import os
 import socket
@@ -61,6 +62,8 @@ STATS_EVERY_S = 0.5  # as the local scheduler
 POLL_S = 0.004  # how often the engine's loop looks at the inbox while jobs run
 DRAIN_MAX = 512  # one-shot events forwarded per turn of the engine's loop (live ones: all)
 ACTOR_WAIT_NOTE_S = 5.0  # tell the client when a worker takes longer than this to be placed
+PLACE_POLL_S = 0.2  # how often a session waiting for a new actor looks for one given back
+RECLAIM_AFTER_S = 1.0  # a session waiting this long for a new actor ends other tasks' idle spares
 MODES = ("auto", "serve", "actor")
 BATCH_S = 0.02  # a one-shot job's events leave its worker at most this often (sends cost CPU)
 SWITCH_INTERVAL_S = 0.001  # GIL hand-over in the workers (Python's default: 0.005)
@@ -70,7 +73,7 @@ SWITCH_INTERVAL_S = 0.001  # GIL hand-over in the workers (Python's default: 0.0
 @dataclass
 class TaskConfig:
     mode: str = "auto"
-    num_cpus: float = 0.5
+    num_cpus: float = 0.25
     num_gpus: float | str = "auto"
     memory_mb: int = 0
     threads: int = 0
@@ -486,6 +489,7 @@ class RayScheduler:
         self._loop_thread.start()
         self._deployer = ThreadPoolExecutor(1, thread_name_prefix="weft-ray-deploy")
         self._closing = False
+        self._placing = 0  # sessions waiting for a new actor to be placed (asyncio loop only)
 
     # ---- tasks -----------------------------------------------------------------------------
     def _task(self, name) -> TaskState:
@@ -795,39 +799,76 @@ class RayScheduler:
                 self._give_back(ts, actor, healthy)
             self._post(job, ("release", ts))
 
-    async def _acquire(self, ts: TaskState, job: RayJob):
-        """An actor with the task's model loaded: a warm idle one, or a new one."""
+    async def _take_idle(self, ts: TaskState):
+        """A healthy idle actor of the task, or None."""
         while ts.idle:
             actor = ts.idle.pop()
             try:
                 await asyncio.wait_for(actor.info.remote(), 10)
-                self._soon(self._refill(ts))
                 return actor
             except Exception:  # noqa: BLE001 - it died while idle: drop it, try the next
                 ts.actors -= 1
                 _kill(actor)
+        return None
+
+    def _new_actor(self, ts: TaskState):
         ts.actors += 1
         try:
-            actor = ray.remote(SessionActor).options(**self._ray_options(ts.cfg, actor=True), max_restarts=0,
-                                                     max_concurrency=64).remote(*self._worker_args(ts))
-        except Exception as e:  # noqa: BLE001 - bad options for this cluster
+            return ray.remote(SessionActor).options(**self._ray_options(ts.cfg, actor=True), max_restarts=0,
+                                                    max_concurrency=64).remote(*self._worker_args(ts))
+        except BaseException:
             ts.actors -= 1
-            self._post(job, ("events", job, [("error", worker_lost(e, job))]))
+            raise
+
+    async def _acquire(self, ts: TaskState, job: RayJob):
+        """An actor with the task's model loaded: a warm idle one, or a new one. While a new one waits
+        for resources, an actor that another session of the task gives back is taken instead, and the
+        idle spares of other tasks are let go (spares never keep a session waiting)."""
+        actor = await self._take_idle(ts)
+        if actor is not None:
+            self._soon(self._refill(ts))
+            return actor
+        try:
+            actor = self._new_actor(ts)
+        except Exception as e:  # noqa: BLE001 - bad options for this cluster
+            self._post(job, ("events", job, [("error", worker_lost(e, job, starting=True))]))
             return None
         ready = asyncio.ensure_future(_await_ref(actor.info.remote()))
-        noted = False
-        while True:
-            done, _ = await asyncio.wait({ready}, timeout=ACTOR_WAIT_NOTE_S)
-            if done:
-                break
-            if job.ended:  # cancelled while its worker was being placed: the worker joins the pool
-                ready.add_done_callback(lambda f: self._adopt(ts, actor, f))
-                return None
-            if not noted:
-                noted = True
-                self._post(job, ("events", job, [("progress", {
-                    "message": f"waiting for a Ray worker for {ts.name} "
-                               f"(needs {ts.cfg.num_cpus:g} CPU, {self._gpus(ts.cfg, True):g} GPU)"})]))
+        t0, noted, reclaimed = time.monotonic(), False, False
+        self._placing += 1
+        try:
+            while True:
+                done, _ = await asyncio.wait({ready}, timeout=PLACE_POLL_S)
+                if done:
+                    break
+                if job.ended or ts.idle:  # cancelled, or a session gave its actor back: the new one joins the pool
+                    ready.add_done_callback(functools.partial(self._adopt, ts, actor))
+                    if job.ended:
+                        return None
+                    other = await self._take_idle(ts)
+                    if other is not None:
+                        return other
+                    actor = self._new_actor(ts)  # the idle one had died: start over with a fresh one
+                    ready = asyncio.ensure_future(_await_ref(actor.info.remote()))
+                    continue
+                waited = time.monotonic() - t0
+                if not reclaimed and waited > RECLAIM_AFTER_S:
+                    reclaimed = True
+                    for other_ts in self.tasks.values():
+                        if other_ts is not ts and other_ts.idle:
+                            log.info("releasing %d idle %s actor(s) for a waiting %s session",
+                                     len(other_ts.idle), other_ts.name, ts.name)
+                            for a in other_ts.idle:
+                                other_ts.actors -= 1
+                                _kill(a)
+                            other_ts.idle.clear()
+                if not noted and waited > ACTOR_WAIT_NOTE_S:
+                    noted = True
+                    self._post(job, ("events", job, [("progress", {
+                        "message": f"waiting for a Ray worker for {ts.name} "
+                                   f"(needs {ts.cfg.num_cpus:g} CPU, {self._gpus(ts.cfg, True):g} GPU)"})]))
+        finally:
+            self._placing -= 1
         try:
             ready.result()
         except Exception as e:  # noqa: BLE001 - its constructor failed (weights, imports)
@@ -847,27 +888,31 @@ class RayScheduler:
             self._give_back(ts, actor, True)
 
     def _give_back(self, ts: TaskState, actor, healthy: bool) -> None:
-        if healthy and not self._closing and len(ts.idle) < ts.cfg.warm_actors:
+        """Back to the idle pool (up to warm_actors + 1, so one user's next session reuses it rather than
+        a fresh spare replacing it each time), or ended."""
+        if healthy and not self._closing and ts.cfg.warm_actors and len(ts.idle) <= ts.cfg.warm_actors:
             ts.idle.append(actor)
         else:
             ts.actors -= 1
             _kill(actor)
 
     async def _refill(self, ts: TaskState, at_least: int = 0) -> None:
-        """Keep `warm_actors` idle actors loaded (never more actors than max_sessions + warm_actors)."""
+        """Keep `warm_actors` idle actors loaded (never more actors than max_sessions + warm_actors), but
+        start no spare while some session waits for resources."""
         want = max(at_least, ts.cfg.warm_actors)
-        while (not self._closing and len(ts.idle) < want
-               and ts.actors < ts.cfg.max_sessions + ts.cfg.warm_actors):
-            ts.actors += 1
+        while (not self._closing and not self._placing and len(ts.idle) < want
+               and ts.actors < ts.cfg.max_sessions + want):
             try:
-                actor = ray.remote(SessionActor).options(**self._ray_options(ts.cfg, actor=True), max_restarts=0,
-                                                         max_concurrency=64).remote(*self._worker_args(ts))
+                actor = self._new_actor(ts)
                 await actor.info.remote()
             except Exception:  # noqa: BLE001 - a spare that cannot start is not needed now
                 ts.actors -= 1
                 log.exception("a warm %s actor could not start", ts.name)
                 return
-            self._give_back(ts, actor, True)
+            if len(ts.idle) < want:
+                ts.idle.append(actor)
+            else:
+                self._give_back(ts, actor, True)
 
     async def _steer_actor(self, job: RayJob, params: dict, d: Deferred) -> None:
         try:
