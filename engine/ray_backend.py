@@ -59,7 +59,7 @@ log = logging.getLogger("weft.engine.ray")
 
 DEFAULT_CONFIG = Path(__file__).with_name("ray_config.toml")
 STATS_EVERY_S = 0.5  # as the local scheduler
-POLL_S = 0.004  # how often the engine's loop looks at the inbox while jobs run
+POLL_S = 0.002  # how often the engine's loop looks at the inbox while jobs run
 DRAIN_MAX = 512  # one-shot events forwarded per turn of the engine's loop (live ones: all)
 ACTOR_WAIT_NOTE_S = 5.0  # tell the client when a worker takes longer than this to be placed
 PLACE_POLL_S = 0.2  # how often a session waiting for a new actor looks for one given back
@@ -254,9 +254,12 @@ class SessionHost:
         last ends with ("finished", stats) or ("error", ...); a cancelled one just stops."""
         loop = asyncio.get_running_loop()
         q: asyncio.Queue = asyncio.Queue()
+        last_words = asyncio.Event()  # the job's end is queued: send it without waiting for BATCH_S
 
         def put(batch):
             loop.call_soon_threadsafe(q.put_nowait, batch)
+            if batch is None or any(kind in ("finished", "error") for kind, _ in batch):
+                loop.call_soon_threadsafe(last_words.set)
 
         info = {**self.worker_info(), "model_load_s": self.load_s}
         threading.Thread(target=self._run_session, args=(dict(params), ctl, put), daemon=True,
@@ -269,8 +272,11 @@ class SessionHost:
                 batch = await q.get()
                 if not live and shown and batch is not None:  # one-shot, after its first partial: one
                     wait = last + BATCH_S - loop.time()  # message per BATCH_S at most
-                    if wait > 0:
-                        await asyncio.sleep(wait)
+                    if wait > 0 and not last_words.is_set():
+                        try:
+                            await asyncio.wait_for(last_words.wait(), wait)
+                        except TimeoutError:
+                            pass
                 while batch is not None and not q.empty():  # send what piled up as one batch
                     more = q.get_nowait()
                     if more is None:
