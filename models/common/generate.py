@@ -5,6 +5,8 @@
         ...  # tok: (B,) token ids, send a partial result every few tokens
 
 Classifier-free guidance runs the conditional and unconditional rows as one batch of 2B.
+A step allocates nothing it can avoid: positions are views of one arange, the tokens that
+`logits_bias` sees fill a preallocated buffer, greedy picks need no sync.
 """
 from __future__ import annotations
 
@@ -21,14 +23,16 @@ LogitsBias = Callable[[int, torch.Tensor], torch.Tensor]
 
 @torch.inference_mode()
 def prefill(model: Transformer, idx: torch.Tensor | None, input_pos: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
-    """Run the prompt through the model, filling the cache. Returns logits of the last position (B, V)."""
-    return model(idx, embeds=embeds, input_pos=input_pos)[:, -1]
+    """Run the prompt through the model, filling the cache. Returns logits of the last position (B, V)
+    (the output head runs on that position only, as transformers' generate() does)."""
+    h = model(idx, embeds=embeds, input_pos=input_pos, return_hidden=True)[:, -1]
+    return h if model.head is None else model.head(h)
 
 
 @torch.inference_mode()
-def decode_one(model: Transformer, tok: torch.Tensor, pos: int) -> torch.Tensor:
-    """One token (B,) at absolute position `pos` -> next-token logits (B, V)."""
-    return model(tok[:, None], input_pos=torch.tensor([pos], device=tok.device))[:, -1]
+def decode_one(model: Transformer, tok: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+    """One token (B,) at absolute position input_pos (1,) -> next-token logits (B, V)."""
+    return model(tok[:, None], input_pos=input_pos)[:, -1]
 
 
 @torch.inference_mode()
@@ -43,24 +47,27 @@ def generate(model: Transformer, prompt: torch.Tensor, max_new_tokens: int, para
     """
     rows, T = prompt.shape
     B = rows // 2 if cfg else rows
+    dev = prompt.device
     if setup_cache:
         model.setup_cache(rows, T + max_new_tokens)
-    gen = params.generator(prompt.device)
-    logits = prefill(model, prompt, torch.arange(T, device=prompt.device), prompt_embeds)
-    out = torch.empty(B, 0, dtype=torch.long, device=prompt.device)
-    done = torch.zeros(B, dtype=torch.bool, device=prompt.device)
+    gen = params.generator(dev)
+    positions = torch.arange(T + max_new_tokens, device=dev)  # every step's input_pos is a view of this
+    out = torch.empty(B, max_new_tokens, dtype=torch.long, device=dev)  # tokens so far, for logits_bias
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    logits = prefill(model, prompt, positions[:T], prompt_embeds)
     for step in range(max_new_tokens):
         lg = guide(logits[:B], logits[B:], params.guidance) if cfg else logits
         if logits_bias is not None:
-            lg = lg + logits_bias(step, out)
+            lg = lg + logits_bias(step, out[:, :step])
         tok = sample(lg, params, gen)
         if stop_token is not None:
-            tok = torch.where(done, torch.full_like(tok, stop_token), tok)
+            tok = torch.where(done, stop_token, tok)
             done |= tok == stop_token
-        out = torch.cat([out, tok[:, None]], dim=1)
+        if logits_bias is not None:
+            out[:, step] = tok
         yield tok
         if stop_token is not None and bool(done.all()):
             return
         if step + 1 < max_new_tokens:
             feed = torch.cat([tok, tok]) if cfg else tok
-            logits = decode_one(model, feed, T + step)
+            logits = model(feed[:, None], input_pos=positions[T + step:T + step + 1])[:, -1]  # decode_one, inlined

@@ -8,6 +8,8 @@ like one contiguous sequence of `sink + window` positions, the length the model 
 
 All layers share one geometry, so the per-step bookkeeping (which slots to write, what each query
 may see) is done once per forward in `plan()` and every layer only copies and reads (`apply()`).
+A static cache's decode step (one token) needs no mask and reads only the filled prefix
+[:pos + 1], not all `max_len` slots; keys and values sit in one buffer so one copy writes both.
 """
 from __future__ import annotations
 
@@ -33,14 +35,20 @@ class KVCache(nn.Module):
         self.rolling = window is not None
         self.sink, self.window = (sink, window) if self.rolling else (0, max_len)
         size = self.sink + self.window
-        self.register_buffer("k", torch.zeros(batch, n_head, size, head_dim, dtype=dtype, device=device), persistent=False)
-        self.register_buffer("v", torch.zeros(batch, n_head, size, head_dim, dtype=dtype, device=device), persistent=False)
+        # keys and values in one buffer, so one copy writes both; k and v are views of it
+        self.register_buffer("kv", torch.zeros(2, batch, n_head, size, head_dim, dtype=dtype, device=device), persistent=False)
+        self.k, self.v = self.kv.unbind(0)  # (B, H, size, D) each
         # absolute position held by each slot, -1 = empty; (size,). Shared by every layer's cache.
         if slot_pos is None:
             slot_pos = torch.full((size,), -1, dtype=torch.long, device=device)
         self.slot_pos = slot_pos
         n_pairs = head_dim // 2
         self.inv_freq = 1.0 / (rope_base ** (torch.arange(n_pairs, dtype=torch.float64) / n_pairs))
+
+    def _apply(self, fn, recurse=True):  # .to() / .half() replace the buffer: views follow it
+        super()._apply(fn, recurse)
+        self.k, self.v = self.kv.unbind(0)
+        return self
 
     @property
     def size(self) -> int:
@@ -54,11 +62,21 @@ class KVCache(nn.Module):
             return input_pos
         return torch.where(input_pos < self.sink, input_pos, self.sink + (input_pos - self.sink) % self.window)
 
-    def plan(self, input_pos: torch.Tensor, limit: torch.Tensor) -> CachePlan:
+    def plan(self, input_pos: torch.Tensor, limit: torch.Tensor | None = None) -> CachePlan:
         """Record the positions written at input_pos (T,) and work out what queries with the given
-        attend limits (T,) may see. Call once per forward, before any layer's `apply`."""
+        attend limits (T,; None = causal, each query sees up to itself) may see. Call once per
+        forward, before any layer's `apply`."""
         T = input_pos.shape[0]
-        start, last = int(input_pos[0]), int(input_pos[-1])
+        start = int(input_pos[0])
+        if T == 1 and not self.rolling:  # the decode step: no mask, read the filled prefix only
+            if not 0 <= start < self.window:
+                raise ValueError(f"position {start} is past the cache size {self.window}")
+            self.slot_pos[start] = start
+            end = start + 1 if limit is None else int(limit[0]) + 1
+            return CachePlan(slice(start, start + 1), end, None, None)
+        last = int(input_pos[-1])
+        if limit is None:
+            limit = input_pos
         if self.rolling and T > self.window:
             raise ValueError(f"a step of {T} tokens does not fit a rolling window of {self.window}")
         if not self.rolling and max(last, start) >= self.window:
@@ -86,16 +104,16 @@ class KVCache(nn.Module):
             rot = (ang.cos().to(self.k.dtype).to(self.k.device), ang.sin().to(self.k.dtype).to(self.k.device))
         return CachePlan(write, None, mask, rot)
 
-    def apply(self, plan: CachePlan, k: torch.Tensor, v: torch.Tensor):
-        """Write k, v (B, H, T, D) as planned; return keys, values and mask for attention."""
+    def apply(self, plan: CachePlan, kv: torch.Tensor):
+        """Write kv (2, B, H, T, D), this step's keys and values, as planned; return keys, values
+        and mask for attention."""
         if isinstance(plan.write, slice):
-            self.k[:, :, plan.write].copy_(k)
-            self.v[:, :, plan.write].copy_(v)
+            self.kv[:, :, :, plan.write].copy_(kv)
         else:
-            self.k[:, :, plan.write] = k
-            self.v[:, :, plan.write] = v
-        if plan.read_end is not None:
-            return self.k[:, :, :plan.read_end], self.v[:, :, :plan.read_end], plan.mask
+            self.kv[:, :, :, plan.write] = kv
+        if plan.read_end is not None:  # static cache: only the filled prefix
+            k, v = self.kv[:, :, :, :plan.read_end].unbind(0)
+            return k, v, plan.mask
         keys = self.k
         if plan.sink_rot is not None:
             cos, sin = plan.sink_rot
@@ -104,6 +122,6 @@ class KVCache(nn.Module):
             keys[:, :, :self.sink] = torch.cat([s1 * cos - s2 * sin, s1 * sin + s2 * cos], dim=-1)
         return keys, self.v, plan.mask
 
-    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor, limit: torch.Tensor):
+    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor, limit: torch.Tensor | None = None):
         """plan + apply for a single cache (the transformer plans once for all layers instead)."""
-        return self.apply(self.plan(input_pos, limit), k, v)
+        return self.apply(self.plan(input_pos, limit), torch.stack([k, v]))

@@ -57,10 +57,12 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
 
 def sample(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
     """Draw one token per row. Greedy when temperature is 0."""
+    # max().indices is argmax (the first maximum on ties, NaN wins too) with a vectorised CPU kernel:
+    # 40 us instead of 67 us over GPT-2's 50257 logits, every token
     if p.temperature == 0.0:
-        return logits.argmax(dim=-1)
+        return logits.max(dim=-1).indices
     logits = filter_logits(logits.float() / p.temperature, p.top_k, p.top_p)
     probs = logits.softmax(dim=-1)
     # Exponential-race sampling (argmax of p / E with E ~ Exp(1)) draws from probs with no sync.
     q = torch.empty_like(probs).exponential_(1.0, generator=gen)
-    return (probs / q).argmax(dim=-1)
+    return (probs / q).max(dim=-1).indices

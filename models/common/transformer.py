@@ -4,6 +4,11 @@ one-token decoding through the same forward.
 Kept small on purpose (nanoGPT / gpt-fast): a config dataclass, RMSNorm, attention, MLP, block,
 and the model. Each modality builds its inputs (token ids or embeddings) and its heads around it.
 The KV cache lives in `kv_cache.py`; sampling in `sampling.py`; the decode loop in `generate.py`.
+
+Batch-1 decoding on a CPU is the weights streaming through the matmuls plus a few microseconds
+per op dispatched, some 40 ops a layer; so the decode path is written in few ops (RoPE in place
+from a precomputed full-width table, RMSNorm without scalar wrapping, one cache copy for keys
+and values), each bit for bit the formula it replaces: greedy and seeded outputs do not change.
 """
 from __future__ import annotations
 
@@ -40,11 +45,20 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
+        # float32 CPU constants of the decode path below (plain attributes: they never move;
+        # ordinary tensors even when built under inference_mode, so training can use them)
+        with torch.inference_mode(False):
+            self._dim_eps = (torch.tensor(float(dim), device="cpu"), torch.tensor(eps, device="cpu"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and x.device.type == "cpu":
+            # F.rms_norm's own composite (square, sum, divide, add eps, rsqrt, scale), bit for bit,
+            # less its per-call wrapping of the Python scalars into new tensors: 13-25 calls a token
+            n, eps = self._dim_eps
+            return x * (x * x).sum(-1, keepdim=True).div_(n).add_(eps).rsqrt_() * self.weight
         if torch.onnx.is_in_onnx_export():  # older opsets have no RMSNormalization: spell it out
             return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)  # one fused op on the decode path
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 def rope_angles(pos: torch.Tensor, head_dim: int, base: float, axes: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,6 +88,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
+def rope_rotation(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin (..., D/2) -> the full-width pair (cat(cos, cos), cat(-sin, sin)) (..., D) that
+    `rotate_` takes."""
+    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+
+
+def rotate_(x: torch.Tensor, cos2: torch.Tensor, sin2: torch.Tensor) -> torch.Tensor:
+    """`apply_rope` in place with the full-width cos2/sin2 of `rope_rotation`:
+    x * cos2 + (x2, x1) * sin2, half the ops and bit for bit the same result
+    (x1*cos + x2*(-sin) is x1*cos - x2*sin in IEEE arithmetic, and sums commute)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    rot = torch.cat([x2, x1], dim=-1).mul_(sin2)
+    return x.mul_(cos2).add_(rot)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -83,18 +112,20 @@ class Attention(nn.Module):
         self.dropout = cfg.dropout
         self.kv_cache: KVCache | None = None
 
-    def forward(self, x, cos, sin, mask, plan):
+    def forward(self, x, cos2, sin2, mask, plan):
         B, T, C = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim)
-        qk = apply_rope(qkv[:, :, :2], cos, sin)  # q and k rotated together; cos/sin (T, 1, 1, hs/2)
-        q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)  # (B, nh, T, hs)
-        v = qkv[:, :, 2].transpose(1, 2)
+        qkv = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        if cos2.dtype != qkv.dtype:  # autocast: rotate in the activations' precision, as apply_rope does
+            cos2, sin2 = cos2.to(qkv.dtype), sin2.to(qkv.dtype)
+        rotate_(qkv[:2], cos2, sin2)  # q and k in place, together; cos2/sin2 (T, hs)
+        q, k, v = qkv.unbind(0)
         if self.kv_cache is not None:
-            k, v, mask = self.kv_cache.apply(plan, k, v)
+            k, v, mask = self.kv_cache.apply(plan, qkv[1:])  # keys and values in one copy
+        dropout = self.dropout if self.training else 0.0
         if mask is None and self.kv_cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=self.dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=dropout)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -107,7 +138,8 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x):
-        return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh")))
+        x = self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        return self.drop(x) if self.training else x
 
 
 class Block(nn.Module):
@@ -116,8 +148,8 @@ class Block(nn.Module):
         self.norm1, self.attn = RMSNorm(cfg.d_model), Attention(cfg)
         self.norm2, self.mlp = RMSNorm(cfg.d_model), MLP(cfg)
 
-    def forward(self, x, cos, sin, mask, plan):
-        x = x + self.attn(self.norm1(x), cos, sin, mask, plan)
+    def forward(self, x, cos2, sin2, mask, plan):
+        x = x + self.attn(self.norm1(x), cos2, sin2, mask, plan)
         return x + self.mlp(self.norm2(x))
 
 
@@ -150,18 +182,32 @@ class Transformer(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
 
-    def _rope(self, input_pos: torch.Tensor, rope_pos: torch.Tensor | None):
-        """cos/sin for this step: from a precomputed table for ordinary positions inside the
-        training length (the hot decode path), computed exactly otherwise."""
+    def _rope(self, T: int, input_pos: torch.Tensor | None, rope_pos: torch.Tensor | None, like: torch.Tensor):
+        """Full-width cos2/sin2 (T, hs) for this step (see `rope_rotation`): slices of a table
+        precomputed for positions inside the training length (the hot decode path: one
+        position, a plain slice), computed exactly otherwise (3D RoPE, far into a stream)."""
         if rope_pos is None and self.cfg.rope_axes == 1:
-            if self._rope_table is None or self._rope_table[0].device != input_pos.device:
-                cos, sin = rope_angles(torch.arange(self.cfg.max_seq_len), self.cfg.head_dim, self.cfg.rope_base)
-                self._rope_table = (cos.to(input_pos.device), sin.to(input_pos.device))
-            if 0 <= int(input_pos.min()) and int(input_pos.max()) < self.cfg.max_seq_len:
-                return self._rope_table[0][input_pos], self._rope_table[1][input_pos]
+            table = self._rope_table
+            if table is None or table[0].device != like.device or table[0].dtype != like.dtype:
+                with torch.inference_mode(False):  # an ordinary tensor: autograd may save its slices
+                    cos, sin = rope_angles(torch.arange(self.cfg.max_seq_len), self.cfg.head_dim, self.cfg.rope_base)
+                    self._rope_table = table = tuple(t.to(like.device, like.dtype) for t in rope_rotation(cos, sin))
+            cos2, sin2 = table
+            if input_pos is None:
+                if T <= self.cfg.max_seq_len:
+                    return cos2[:T], sin2[:T]
+                input_pos = torch.arange(T, device=like.device)
+            elif T == 1:
+                p = int(input_pos[0])
+                if 0 <= p < self.cfg.max_seq_len:
+                    return cos2[p:p + 1], sin2[p:p + 1]
+            elif 0 <= int(input_pos.min()) and int(input_pos.max()) < self.cfg.max_seq_len:
+                return cos2[input_pos], sin2[input_pos]
         pos = rope_pos if rope_pos is not None else input_pos
-        cos, sin = rope_angles(pos.cpu(), self.cfg.head_dim, self.cfg.rope_base, self.cfg.rope_axes)
-        return cos.to(input_pos.device), sin.to(input_pos.device)
+        if pos is None:
+            pos = torch.arange(T)
+        cos2, sin2 = rope_rotation(*rope_angles(pos.cpu(), self.cfg.head_dim, self.cfg.rope_base, self.cfg.rope_axes))
+        return cos2.to(like), sin2.to(like)
 
     def setup_cache(self, batch: int, max_len: int | None = None, *, window: int | None = None, sink: int = 0,
                     dtype: torch.dtype | None = None) -> None:
@@ -199,18 +245,20 @@ class Transformer(nn.Module):
         mask: (T, S) bool, True = may attend; training-time custom masks (no cache).
         Returns logits (B, T, n_out), or hidden states (B, T, C) with return_hidden.
         """
-        x = embeds if idx is None else self.tok_emb(idx) + (embeds if embeds is not None else 0)
+        if idx is None:
+            x = embeds
+        else:
+            x = self.tok_emb(idx) if embeds is None else self.tok_emb(idx) + embeds
         T = x.shape[1]
-        if input_pos is None:
-            input_pos = torch.arange(T, device=x.device)
-        cos, sin = self._rope(input_pos, rope_pos)
-        cos, sin = cos[:, None, None], sin[:, None, None]  # (T, 1, 1, hs/2) against (B, T, 2, nh, hs/2)
-        plan = None
         cache = self.blocks[0].attn.kv_cache
+        if cache is not None and input_pos is None:
+            input_pos = torch.arange(T, device=x.device)
+        cos2, sin2 = self._rope(T, input_pos, rope_pos, x)
+        plan = None
         if cache is not None:  # one bookkeeping step for every layer's cache
-            plan = cache.plan(input_pos, attend_limit if attend_limit is not None else input_pos)
+            plan = cache.plan(input_pos, attend_limit)
         for block in self.blocks:
-            x = block(x, cos, sin, mask, plan)
+            x = block(x, cos2, sin2, mask, plan)
         x = self.norm(x)
         if return_hidden or self.head is None:
             return x

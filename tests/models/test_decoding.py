@@ -189,3 +189,88 @@ def test_int8_linear_keeps_greedy_decoding_close():
         a = m(prompt, input_pos=torch.arange(6))
         b = q(prompt, input_pos=torch.arange(6))
     assert torch.allclose(a, b, atol=0.05 * float(a.abs().max()))
+
+
+def _naive_greedy(m, prompt, n, window=None, sink=0):
+    """Greedy decoding by recomputing a full forward pass (no cache) for every token. With a
+    rolling `window`, the pass sees what a StreamingLLM cache holds: the `sink` first tokens and
+    the last `window` ones, as one contiguous sequence."""
+    m.clear_cache()
+    seq = prompt
+    with torch.inference_mode():
+        for _ in range(n):
+            ctx = seq if window is None or seq.shape[1] <= sink + window else torch.cat([seq[:, :sink], seq[:, -window:]], 1)
+            seq = torch.cat([seq, m(ctx)[:, -1].argmax(-1, keepdim=True)], 1)
+    return seq[:, prompt.shape[1]:]
+
+
+@pytest.mark.timeout(60)
+def test_decode_loop_gives_the_greedy_tokens_of_a_full_recompute():
+    torch.manual_seed(1)
+    m = Transformer(TransformerConfig(vocab_size=300, n_layer=3, n_head=4, d_model=64, max_seq_len=128)).eval()
+    prompt = torch.randint(0, 300, (2, 7))
+    toks = torch.stack(list(generate(m, prompt, 60, SamplingParams(temperature=0.0))), 1)
+    assert torch.equal(toks, _naive_greedy(m, prompt, 60))
+    # the same through the rolling cache (positions past max_seq_len take the exact RoPE path)
+    m.setup_cache(2, window=200, sink=4)
+    rolled = torch.stack(list(generate(m, prompt, 60, SamplingParams(temperature=0.0), setup_cache=False)), 1)
+    assert torch.equal(rolled, toks)
+
+
+@pytest.mark.timeout(60)
+def test_decode_loop_past_a_rolling_window_wrap_matches_a_full_recompute():
+    # one layer: a cached key depends on its own token only, so after the window wraps the cache
+    # must give exactly what a fresh pass over [sinks + last window] gives (see the test above)
+    torch.manual_seed(2)
+    m = Transformer(TransformerConfig(vocab_size=64, n_layer=1, n_head=4, d_model=64, max_seq_len=64)).eval()
+    prompt = torch.randint(0, 64, (1, 5))
+    m.setup_cache(1, window=12, sink=4)
+    toks = torch.stack(list(generate(m, prompt, 70, SamplingParams(temperature=0.0), setup_cache=False)), 1)
+    assert int(m.blocks[0].attn.kv_cache.slot_pos.max()) == 5 + 70 - 2  # wrapped several times
+    assert torch.equal(toks, _naive_greedy(m, prompt, 70, window=12, sink=4))
+
+
+@pytest.mark.timeout(60)
+def test_decode_step_is_bit_identical_to_the_reference_formulas():
+    """The decode path spells RMSNorm and RoPE out with fewer ops; they must equal F.rms_norm and
+    apply_rope exactly, so greedy (and seeded sampled) outputs are unchanged."""
+    from models.common.transformer import RMSNorm, apply_rope, rope_angles, rope_rotation, rotate_
+
+    torch.manual_seed(3)
+    x = torch.randn(3, 5, 96) * 4
+    norm = RMSNorm(96)
+    norm.weight.data.normal_()
+    with torch.inference_mode():
+        assert torch.equal(norm(x), torch.nn.functional.rms_norm(x, (96,), norm.weight, norm.eps))
+        cos, sin = rope_angles(torch.arange(100, 105), 32, 10000.0)
+        q = torch.randn(2, 3, 4, 5, 32)
+        ref = apply_rope(q, cos, sin)
+        assert torch.equal(rotate_(q.clone(), *rope_rotation(cos, sin)), ref)
+
+
+@pytest.mark.timeout(60)
+def test_kv_cache_views_follow_the_buffer_when_moved():
+    m = tiny()
+    m.setup_cache(1, 16)
+    m.double()  # after setup: the cache moves with the model, k and v stay views of its buffer
+    cache = m.blocks[0].attn.kv_cache
+    assert cache.k.dtype == torch.float64 and cache.k.data_ptr() == cache.kv[0].data_ptr()
+    x = torch.randint(0, 50, (1, 10))
+    with torch.inference_mode():
+        step = [m(x[:, :6], input_pos=torch.arange(6))]
+        step += [m(x[:, i:i + 1], input_pos=torch.tensor([i])) for i in range(6, 10)]
+        m.clear_cache()
+        full = m(x)
+    assert torch.allclose(full, torch.cat(step, 1), atol=1e-9)
+
+
+@pytest.mark.timeout(60)
+def test_a_model_that_decoded_can_still_train():
+    # the RoPE table is built on first use, often under inference_mode; autograd must accept it
+    m = tiny()
+    x = torch.randint(0, 50, (2, 12))
+    list(generate(m, x[:, :3], 4, SamplingParams(temperature=0.0)))
+    m.clear_cache()
+    m.train()
+    m(x).square().mean().backward()
+    assert all(p.grad is not None for p in m.blocks[0].parameters())
