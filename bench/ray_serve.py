@@ -253,7 +253,9 @@ def main(argv=None) -> int:
             rows[t] = row
         result["overhead"] = rows
 
-        # ---- 2. load: clients x jobs, mixed, through Ray ---------------------------------------
+        # ---- 2. load: clients x jobs, mixed, through Ray (the local engine's models leave memory) ---
+        clients.pop("local").close()
+        engines.pop("local").stop()
         mix = [t for t in bench_tasks if t != "world"] or ["world"]
         plan = []
         for ci in range(a.clients):
@@ -304,7 +306,7 @@ def main(argv=None) -> int:
             load_recs[ci].wait([j for _, j in submitted[ci]], deadline)
         wall = time.perf_counter() - t_load
         outcomes: dict = {}
-        problems = []
+        problems, errors = [], []
         per_task: dict = {}
         for ci in range(a.clients):
             for t, j in submitted[ci]:
@@ -314,6 +316,8 @@ def main(argv=None) -> int:
                     problems.append(f"client {ci} {t} {j}: {bad}")
                 kind = evs[-1][1].kind if evs and evs[-1][1].terminal else "unended"
                 outcomes[kind] = outcomes.get(kind, 0) + 1
+                if kind == "error":
+                    errors.append(f"{t}: {evs[-1][1].data.get('message', '')[:200]}")
                 pt = per_task.setdefault(t, {"jobs": 0, "finished": 0, "first": [], "end": [], "wait": [],
                                              "workers": set(), "fps": []})
                 pt["jobs"] += 1
@@ -332,6 +336,7 @@ def main(argv=None) -> int:
                 if t == "world" and len(frames) > 10:
                     pt["fps"].append((len(frames) - 1) / (frames[-1] - frames[0]))
         load = {"jobs": len(all_jobs), "outcomes": outcomes, "cancel_requests": cancels, "problems": problems[:10],
+                "errors": errors[:10],
                 "wall_s": round(wall, 1), "tasks": {}}
         for t, pt in per_task.items():
             span = (max(pt["end"]) - min(pt["first"])) if pt["end"] else 0
@@ -368,6 +373,8 @@ def main(argv=None) -> int:
     print(f"\nLoad: {a.clients} clients x {jobs_per_client} jobs through Ray in {ld['wall_s']} s: "
           f"outcomes {ld['outcomes']} ({ld['cancel_requests']} cancel requests); "
           f"{'every job whole and in order' if not ld['problems'] else 'PROBLEMS: ' + '; '.join(ld['problems'])}")
+    for e in ld["errors"]:
+        print(f"  error: {e}")
     for t, v in ld["tasks"].items():
         extra = f", {v['fps_median']} fps" if "fps_median" in v else ""
         print(f"  {t:8} {v['finished']}/{v['jobs']} finished on {v['workers']} worker(s), "

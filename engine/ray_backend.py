@@ -714,6 +714,8 @@ class RayScheduler:
         self._emit(job.client, ev)
 
     def _finish(self, job: RayJob, kind: str, data: dict) -> None:
+        if kind == "error" and data.get("kind") in ("worker", "oom"):
+            log.warning("job %s (%s) on %s: %s", job.id, job.task, job.worker.get("host", "Ray"), data.get("message"))
         job.ended = True
         self.jobs.pop(job.id, None)
         self.emit(job, kind, data)
@@ -1025,6 +1027,11 @@ def worker_lost(e: BaseException, job: RayJob, starting: bool = False) -> dict:
     if starting:  # a constructor's exception: its last line is "SomeError: what went wrong"
         detail = lines[-1] if lines else type(cause).__name__
         return {"message": f"Ray could not start a worker for this {job.task} job: {detail[:300]}", "kind": "worker"}
+    text = " ".join(lines)
+    if "memory pressure" in text or "OOM" in text:
+        return {"message": f"Ray stopped the worker running this {job.task} job because its machine ran out "
+                           "of memory; try again, or give the cluster more memory or fewer workers per node.",
+                "kind": "oom"}
     detail = lines[0].split(". ")[0].rstrip(".") if lines else ""
     return {"message": f"The Ray worker running this {job.task} job stopped ({type(e).__name__}"
                        f"{': ' + detail[:200] if detail else ''}).", "kind": "worker"}
