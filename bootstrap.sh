@@ -57,7 +57,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   $PY -m pip install -q --upgrade pip
   # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build
   $PY -m pip install -q "torch==2.13.0"
-  $PY -m pip install -q -e ".[gui,train,bench,test]"
+  $PY -m pip install -q -e ".[gui,train,bench,test,ray]"
   echo "$WANT" > "$STAMP"
 else
   say "Python packages up to date"
