@@ -1028,7 +1028,9 @@ def worker_lost(e: BaseException, job: RayJob, starting: bool = False) -> dict:
         detail = lines[-1] if lines else type(cause).__name__
         return {"message": f"Ray could not start a worker for this {job.task} job: {detail[:300]}", "kind": "worker"}
     text = " ".join(lines)
-    if "memory pressure" in text or "OOM" in text:
+    if isinstance(e, ray.exceptions.OutOfMemoryError) or isinstance(cause, ray.exceptions.OutOfMemoryError) \
+            or any(m in text for m in ("memory pressure", "low on memory", "OUT_OF_MEMORY")):
+        # Ray's memory monitor stopped it (a plain crash's message names "the OOM killer" as a possible cause)
         return {"message": f"Ray stopped the worker running this {job.task} job because its machine ran out "
                            "of memory; try again, or give the cluster more memory or fewer workers per node.",
                 "kind": "oom"}
