@@ -12,11 +12,13 @@ the token, every op's field checks, status, the wire format) with its scheduler 
   streams its events back as an ObjectRefGenerator; steer / pause / cancel are actor calls,
   applied between two steps as in the local engine.
 
-Both run the same session loop (`SessionHost.drive`): start, step (paced by `next_due()` for
-real-time sessions), stats every 0.5 s, `finished` with the stats, or `error` from the session's
-exception. The gateway owns every job's `seq`: events reach the client in the order the worker made
-them, numbered from 0. A worker that dies (its process, its node) ends its job with an `error`
-event of kind "worker"; the other jobs go on.
+Both run the same session loop (`SessionHost._run_session`, on a thread of its own in the worker):
+start, step (paced by `next_due()` for real-time sessions), steers applied between two steps, stats
+every 0.5 s, `finished` with the stats, or `error` from the session's exception. The worker's asyncio
+loop streams what the thread made (`SessionHost.drive`). The gateway owns every job's `seq`: events
+reach the client in the order the worker made them, numbered from 0. A worker that dies (its process,
+its node) ends its job with an `error` event of kind "worker" ("oom" when Ray's memory monitor
+stopped it); the other jobs go on.
 
 Back-pressure and fairness: each task has a capacity (serve: max_replicas x max_ongoing_requests;
 actor: max_sessions). Beyond it jobs wait at the gateway, round-robin across clients per task, and
@@ -26,7 +28,7 @@ never delays another client's world. `started` carries the worker (node, host, r
 
 Threads on the gateway: the engine's loop (socket, dispatch, every event and reply sent), one
 asyncio loop talking to Ray (one coroutine per job in flight), one thread deploying Serve apps.
-They meet in `_inbox` (deques): nothing but the engine's loop touches the socket.
+They meet in two deques (`_live_in`, `_in`): nothing but the engine's loop touches the socket.
 """
 from __future__ import annotations
 
