@@ -368,8 +368,6 @@ class IconPanel(Panel):
     # ---- events -------------------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
         d = ev.data
-        if ev.kind == "partial" and d.get("candidate_done"):
-            return  # a whole candidate ahead of the output: its paths have streamed into its tile already
         if ev.kind == "partial":
             path = {"cmds": d.get("cmds", ""), "pts": np.asarray(d.get("pts", np.zeros((0, 2))), np.float32)}
             if self.job_mode == "generate":

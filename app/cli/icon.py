@@ -107,7 +107,7 @@ def run(args, client) -> int:
 
     def on_event(ev):
         d = ev.data
-        if ev.kind == "partial" and d.get("candidate_done") and d.get("svg"):
+        if ev.kind == "progress" and d.get("candidate_done") and d.get("svg"):
             k = int(d["candidate"])
             if k not in written:  # a finished candidate is written at once
                 written[k] = free_name(names[k])

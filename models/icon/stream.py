@@ -434,8 +434,8 @@ class IconSession(StreamSession):
         return out
 
     def _candidate_done(self, b: int) -> list:
-        """A generated candidate is whole: send it at once (the CLI writes it, the panel may show it)
-        instead of waiting for the slowest of the batch."""
+        """A generated candidate is whole: send it at once as a progress event (the CLI writes it) instead
+        of waiting for the slowest of the batch; its paths have streamed as partial events already."""
         if self.mode != "generate":
             return []
         try:
@@ -443,7 +443,7 @@ class IconSession(StreamSession):
         except ValueError:
             return []
         wire = [p.to_wire() for p in paths]
-        return [("partial", {"candidate": b, "candidate_done": True, "paths": wire,
+        return [("progress", {"candidate": b, "candidate_done": True, "paths": wire,
                              "svg": to_svg(paths) if paths else "", "valid": bool(paths)})]
 
     @staticmethod

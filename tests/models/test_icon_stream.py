@@ -219,3 +219,16 @@ def test_sampled_rows_hold_no_zero_length_segments(bundle):
                 if n:
                     cur = seg[-1]
                 k += n
+
+
+def test_each_candidate_is_sent_whole_as_soon_as_it_ends(bundle):
+    _, events = run(bundle, {"prompt": "a house", "n": 3, "seed": 2, "max_tokens": 300})
+    done = [(i, d) for i, (k, d) in enumerate(events) if k == "progress" and d.get("candidate_done")]
+    out = events[-1][1]["candidates"]
+    assert len(done) == sum(c["ended"] in ("eos", "loop") for c in out) >= 1
+    for i, d in done:
+        assert i < len(events) - 1  # before the output
+        final = out[d["candidate"]]["paths"]
+        assert len(d["paths"]) == len(final) > 0
+        assert all(a["cmds"] == b["cmds"] and np.array_equal(a["pts"], b["pts"]) for a, b in zip(d["paths"], final))
+        assert "<svg" in d["svg"]
