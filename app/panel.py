@@ -24,6 +24,7 @@ class Panel(QWidget):
     can_export = False  # File > Export… has something to do here
     jobStarted = Signal(str)
     jobEnded = Signal(str, str)  # job id, final kind
+    jobNote = Signal(str)  # where the job is: "queued (position 3)", "running on <worker>" (status bar)
 
     def __init__(self, bridge: EngineBridge, settings: Settings, parent=None):
         super().__init__(parent)
@@ -61,6 +62,9 @@ class Panel(QWidget):
             return
         if ev.kind == "error":
             self.error_box.show_error(ev.data.get("message", "The job failed."), ev.data.get("traceback", ""))
+        note = job_note(self.title, ev)
+        if note:
+            self.jobNote.emit(note)
         self.on_event(ev)
         if ev.terminal and ev.job == self.job:
             self.job = None
@@ -104,3 +108,21 @@ class Panel(QWidget):
 
     def file_export(self) -> None:
         """File > Export…: ask where, then write the panel's result."""
+
+
+def job_note(title: str, ev: Event) -> str:
+    """A status-bar line for where a job is: its place in the engine's queue (shared engines, Ray) and
+    the worker that runs it (the Ray backend names one in `started`)."""
+    d = ev.data
+    if ev.kind == "queued" and int(d.get("position") or 0) > 1:
+        return f"{title}: queued, position {int(d['position'])}"
+    if ev.kind == "started":
+        w = d.get("worker")
+        if isinstance(w, dict):
+            where = w.get("host") or w.get("ip") or "a Ray worker"
+            what = ", ".join(str(x) for x in (w.get("kind"), f"pid {w['pid']}" if w.get("pid") else None,
+                                              w.get("device")) if x)
+            return f"{title}: running on {where}" + (f" ({what})" if what else "")
+        if d.get("queue_s"):
+            return f"{title}: started after {float(d['queue_s']):.1f} s in the queue"
+    return ""

@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
             self.undo_group.addStack(panel.undo_stack)
             panel.undo_stack.indexChanged.connect(self._mark_modified)  # a bound slot: gone with the window
             panel.jobEnded.connect(self._mark_modified)
+            panel.jobNote.connect(lambda text: self.statusBar().showMessage(text, 8000))
         if not self.panels:
             self.tabs.addTab(WelcomePanel(0), "Welcome")
         self.dock = EngineDock(self)
