@@ -85,16 +85,35 @@ def test_cli_actions_file(tmp_path):
     from app.cli.world import read_actions
 
     f = tmp_path / "a.txt"
-    f.write_text("# walk\nmove_right 3\ndo x2\nmake_iron_pickaxe\n0\n")
+    f.write_text("# walk\nmove_right 3\ndo x2\nmake_iron_pickaxe\nnoop\n")
     assert read_actions(f) == ["move_right"] * 3 + ["do"] * 2 + ["make_iron_pickaxe", "noop"]
-    f.write_text('["move_up", 5]')
-    assert read_actions(f) == ["move_up", "do"]
+    f.write_text('["move_up", 5, "W"]')
+    assert read_actions(f) == ["move_up", "do", "move_up"]
     f.write_text("jump 3\n")
-    with pytest.raises(ValueError, match="a.txt:1: unknown action 'jump'"):
+    with pytest.raises(ValueError, match="a.txt:1: unknown key or action 'jump'"):
         read_actions(f)
     f.write_text("do three\n")
     with pytest.raises(ValueError, match="whole number"):
         read_actions(f)
+
+
+@pytest.mark.parametrize("script, expect", [
+    ("W*2, D*1, SPACE*2", ["move_up"] * 2 + ["move_right"] + ["do"] * 2),
+    ("w 2\nNOOP\nleft", ["move_up"] * 2 + ["noop", "move_left"]),
+    ("↑*1,→ 2, Tab", ["move_up", "move_right", "move_right", "sleep"]),
+    ("1, 6*2, MOVE_DOWN x2", ["make_wood_pickaxe"] + ["make_iron_sword"] * 2 + ["move_down"] * 2),
+])
+def test_cli_takes_keys_as_the_studio_does(script, expect):
+    from app.cli.world import parse_script
+
+    assert parse_script(script) == expect
+
+
+def test_cli_world_refuses_a_bad_script_before_an_engine_starts(capsys):
+    from app.cli import main
+
+    assert main(["world", "--keys", "W*3, Q*2", "-o", "x.mp4"]) == 2
+    assert "unknown key or action 'Q'" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not (ASSETS / "dynamics.safetensors").exists(), reason="no shipped world model")
