@@ -205,6 +205,8 @@ class MotionPanel(Panel):
     # ---- events ------------------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
         d = ev.data
+        if ev.kind == "progress" and d.get("warning"):
+            self.status.setText(str(d["warning"]))
         if ev.kind == "progress" and "skeleton" in d:
             self.parents = list(d["skeleton"]["parents"])
             self.view.set_skeleton(self.parents)

@@ -58,7 +58,15 @@ def run(args, client) -> int:
         except ValueError:
             raise ValueError("--goal must be X,Z in metres, e.g. 3,-2") from None
         params["goal"] = [x, z]
-    show = progress_printer("motion")
+    bar = progress_printer("motion")
+    warned: list[str] = []
+
+    def show(ev):
+        if ev.kind == "progress" and ev.data.get("warning"):
+            warned.append(ev.data["warning"])
+            print(f"\nweft-cli motion: {ev.data['warning']}", file=sys.stderr)
+        bar(ev)
+
     events = client.run("motion", params, on_event=show, timeout=max(120.0, 20 * args.seconds))
     outs = [e for e in events if e.kind == "output"]
     if not outs:

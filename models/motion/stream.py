@@ -144,6 +144,28 @@ def load_bundle(path=WEIGHTS, device: str = "cpu", encoder=None, onnx: bool = Tr
     return MotionBundle(model, encoder, standing_pose(), denoise)
 
 
+UNDERSTOOD_MIN = 0.55  # MiniLM cosine to the nearest trained phrase; below it the command is not one it knows
+_known_cache: dict[int, tuple[list[str], np.ndarray]] = {}
+
+
+def not_understood(encoder, text: str, emb: np.ndarray) -> str | None:
+    """A plain warning when `text` is far from every command the model was trained on (e.g. "dance the
+    tango"): it still moves, like the nearest command, and the user is told which and what is known."""
+    from models.motion.procedural import TEXTS
+
+    if id(encoder) not in _known_cache:
+        phrases = [p for v in TEXTS.values() for p in v]
+        _known_cache[id(encoder)] = (phrases, encoder.encode(phrases))
+    phrases, known = _known_cache[id(encoder)]
+    sims = known @ np.asarray(emb, np.float32)
+    best = int(np.argmax(sims))
+    if sims[best] >= UNDERSTOOD_MIN:
+        return None
+    examples = ", ".join(v[0] for v in TEXTS.values())
+    return (f"'{text}' is not a command this model knows; it moves like the nearest one, '{phrases[best]}'. "
+            f"It understands: {examples}.")
+
+
 def world_to_outputs(world: torch.Tensor, with_bvh: bool = False):
     """(T, 64) world features -> points (T, 20, 3) and channels (T, 43), float32 (and BVH lines)."""
     root = world[:, :3]
@@ -260,6 +282,7 @@ class MotionSession(StreamSession):
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self, params: dict):
+        self.warnings: list[str] = []
         if not any(k in params for k in ("text", "commands", "bvh", "goal")):
             params = {**DEMO, **params}  # an empty request (e.g. `python -m engine bench`): a finite demo take
         self.guidance = check_range(params, "guidance", 1.0, 6.0, 2.0)
@@ -344,7 +367,11 @@ class MotionSession(StreamSession):
 
     def _set_text(self, text) -> None:
         self.text = self._clean_text(text)
-        self.text_emb = torch.from_numpy(self.bundle.encoder.encode([self.text])).float()
+        emb = self.bundle.encoder.encode([self.text])
+        self.text_emb = torch.from_numpy(emb).float()
+        warning = not_understood(self.bundle.encoder, self.text, emb[0])
+        if warning:
+            self.warnings.append(warning)
 
     def _set_goal(self, goal) -> None:
         if goal is None:
@@ -429,6 +456,13 @@ class MotionSession(StreamSession):
         return time.monotonic() + (ahead - lead) / (FPS * self.speed)
 
     def step(self):
+        out = self._step()
+        if self.warnings:  # a command the model does not know: said once, as it starts
+            out = [("progress", {"warning": w}) for w in self.warnings] + out
+            self.warnings = []
+        return out
+
+    def _step(self):
         now = time.monotonic()
         if self.seconds == 0 and now - self.last_step > 1.0 + 2 * self.buffer * 8 / FPS:
             self.anchor = (self.anchor[0] + (now - self.last_step), self.anchor[1])  # paused: don't catch up

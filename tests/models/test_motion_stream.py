@@ -176,3 +176,16 @@ def test_foot_lock_pins_sliding_feet():
     assert stance_slide(fixed) < 0.03  # pinned
     bl = rig.bone_lengths(torch.from_numpy(fixed.astype(np.float64)))
     assert float(bl.std(0).max()) < 1e-5  # still the same skeleton
+
+
+@pytest.mark.timeout(120)
+def test_an_unknown_command_is_said_with_the_nearest_known_one():
+    from models.common.text import shared_encoder
+    from models.motion.stream import not_understood
+
+    enc = shared_encoder()
+    for text in ("dance the tango", "xyzzy", "swim"):
+        msg = not_understood(enc, text, enc.encode([text])[0])
+        assert msg and f"'{text}' is not a command" in msg and "walk forward" in msg and "\n" not in msg
+    for text in ("walk forward", "turn left", "jump", "run fast", "hop on one foot"):
+        assert not_understood(enc, text, enc.encode([text])[0]) is None, text
