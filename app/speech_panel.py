@@ -341,6 +341,8 @@ class SpeechPanel(Panel):
         d = ev.data
         if ev.job == self._stopped_job and not ev.terminal:
             return
+        if ev.kind == "progress" and d.get("warning"):
+            self.status.setText(str(d["warning"]))
         if ev.kind == "progress" and "total" in d:
             self._on_progress(d)
         elif ev.kind == "partial" and "audio" in d:

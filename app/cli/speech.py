@@ -11,6 +11,7 @@ No Qt and no torch here: the take is made by an engine process.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,13 @@ def run(args, client) -> int:
 
     params = build_params(args)
     path = Path(args.output)
-    show = progress_printer("speech")
+    bar = progress_printer("speech")
+
+    def show(ev):
+        if ev.kind == "progress" and ev.data.get("warning"):
+            print(f"weft-cli speech: {ev.data['warning']}", file=sys.stderr)
+        bar(ev)
+
     events = client.run(args.task, params, on_event=show, timeout=120 + 10 * len(args.text) / 15)
     outs = [e.data for e in events if e.kind == "output" and "audio" in e.data]
     if not outs:

@@ -147,6 +147,21 @@ def normalize(text: str) -> str:
     return t
 
 
+def unspeakable(text: str) -> list[str]:
+    """What `normalize` drops without a word for it (emoji, CJK, most symbols), each once, in order.
+    Accented Latin letters are read as their base letters (café -> cafe) and are not listed."""
+    out: list[str] = []
+    for c in text:
+        if c.isspace() or c.isascii() or c in _SYMBOL_WORDS or c in "\u2013\u2014\u2018\u2019\u201c\u201d":
+            continue
+        base = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode()
+        if base.strip() or unicodedata.category(c) in ("Mn", "Cf"):  # é -> e; combining marks, joiners
+            continue
+        if c not in out:
+            out.append(c)
+    return out
+
+
 _BRACED = re.compile(r"\{([^{}]*)\}")
 _VOWEL_BASES = {q[:-1] for q in PHONES if q[-1] in "012"}
 

@@ -180,7 +180,12 @@ class SpeechSession(StreamSession):
         self.chunk_no, self.t_audio = 0, 0.0
         self.t0, self.t_first = time.perf_counter(), None
         self.frames_done = 0
-        return [("progress", self._progress())]
+        out = [("progress", self._progress())]
+        skipped = frontend.unspeakable(text)
+        if skipped:  # said, not dropped silently
+            shown = " ".join(skipped[:12]) + (" …" if len(skipped) > 12 else "")
+            out.append(("progress", {"warning": f"Skipped what cannot be spoken: {shown}"}))
+        return out
 
     def _progress(self) -> dict:
         total = int(sum(p.word_frames.sum() for p in self.plans))

@@ -751,3 +751,14 @@ def test_braced_pronunciations_parse_and_a_letter_model_refuses_them(bundle):
             frontend.user_pronunciations(bad)
     with pytest.raises(ParamError, match="phoneme model"):
         SpeechSession(bundle, "cpu").start({"text": "Hi {HH AY1}."})
+
+
+def test_what_cannot_be_spoken_is_listed_not_dropped_silently(bundle):
+    assert frontend.unspeakable("Hello 😀 there, café naïve — 東京 ✓") == ["😀", "東", "京", "✓"]
+    assert frontend.unspeakable("It costs $12.50 at 5 o'clock & more.") == []
+    s = SpeechSession(bundle, "cpu")
+    out = s.start({"text": "Hello 😀 there, café.", "seed": 1})
+    warn = [d["warning"] for k, d in out if k == "progress" and "warning" in d]
+    assert warn == ["Skipped what cannot be spoken: 😀"]
+    s2 = SpeechSession(bundle, "cpu")
+    assert not any("warning" in d for k, d in s2.start({"text": "Hello there.", "seed": 1}))
