@@ -119,8 +119,9 @@ class IconPanel(Panel):
         self.rerank.setChecked(True)
         self.use_library = QCheckBox("Draw after library icons")
         self.use_library.setChecked(True)
-        self.use_library.setToolTip("Show the model the library icons that match the prompt best (or the ones you "
-                                    "picked in the Library tab); it draws a new icon of that concept")
+        self.use_library.setToolTip("Show the model the library icons you picked in the Library tab (and, with a "
+                                    "model fine-tuned for it, the best matches for the prompt); it draws a new icon "
+                                    "after them")
         self.picked: list[dict] = []  # library items the user chose as exemplars
         self.picked_label = QLabel("")
         self.picked_label.setWordWrap(True)

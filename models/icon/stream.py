@@ -4,8 +4,9 @@ editing requests of the panel.
 Modes (params["mode"]):
   generate  prompt, n (1-8 candidates, one batch), temperature, top_p, guidance, seed, max_tokens,
             stop_loops (default True: a candidate that redraws the same points over and over ends there),
-            exemplars: "auto" (default: the library icons whose labels match the prompt best), "off",
-            or a list of library ids (the user's picks); k_exemplars (0-3, default 2). The model sees
+            exemplars: "auto" (default: the library icons whose labels match the prompt best, when the
+            weights were fine-tuned with exemplars; none otherwise), "off", or a list of library ids
+            (the user's picks, always honoured); k_exemplars (0-3, default 2). The model sees
             the exemplars first (TXT EXM <icon> EXM <icon> BOS ...) and draws a new icon of the concept;
             the output names them with their licence and attribution, and each candidate's raster IoU
             with each exemplar (novelty: a copy would score 1).
@@ -65,6 +66,8 @@ class IconBundle:
     ngrams: dict
     evaluator: object | None = None
     library: object | None = None  # models.icon.library.IconLibrary (None when not shipped)
+    # weights fine-tuned with exemplars (train.py --exemplar-share, in their meta): "auto" uses them only then
+    exemplar_trained: bool = False
     # an int8-weight copy of model.gpt for sampled decoding on CPU (models.common.quant); greedy
     # speculative decoding keeps the float model: dynamic int8 quantises the activations of a whole
     # call together, so a verify pass over several drafted tokens would not match one-token steps
@@ -76,7 +79,9 @@ def load_bundle(device: str = "cpu", weights=None, with_text: bool = True, int8:
     path = weights or asset("icon", "icon.safetensors")
     if not path.exists():
         raise FileNotFoundError(f"icon weights not found at {path}; train them with `python -m models.icon.train`")
-    cfg = IconConfig.from_dict(load_config(path)["config"])
+    conf = load_config(path)
+    cfg = IconConfig.from_dict(conf["config"])
+    exemplar_trained = float(conf.get("meta", {}).get("exemplar_share", 0)) > 0
     model = load_weights(IconModel(cfg), path, device)
     fast_gpt = None
     if int8_enabled(device) if int8 is None else int8:
@@ -97,7 +102,8 @@ def load_bundle(device: str = "cpu", weights=None, with_text: bool = True, int8:
     library = None
     if with_text and (LIBRARY_DIR / "icons.npz").exists():
         library = IconLibrary(LIBRARY_DIR)
-    return IconBundle(model, encoder, ngrams, evaluator, library=library, fast_gpt=fast_gpt)
+    return IconBundle(model, encoder, ngrams, evaluator, library=library, fast_gpt=fast_gpt,
+                      exemplar_trained=exemplar_trained)
 
 
 # ---- speculative decoding ----------------------------------------------------------------------
@@ -309,8 +315,8 @@ class IconSession(StreamSession):
             return [lib.icon(i) for i in ids]
         if choice != "auto":
             raise ParamError("exemplars must be 'auto', 'off' or a list of library icon numbers")
-        if not prompt or not np.any(text):
-            return []
+        if not prompt or not np.any(text) or not self.bundle.exemplar_trained:
+            return []  # the shipped weights have not learned to draw after exemplars (models/icon/CARD.md)
         exclude = set(params.get("exclude_library") or [])  # the bench hides the icons it asks for
         seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
         return [lib.icon(i) for i, _ in lib.search(text, k, exclude=exclude, seed=seed, max_tokens=EXEMPLAR_TOKENS)]

@@ -281,6 +281,9 @@ def main(argv=None) -> int:
             meta = {"step": step, "tokens_seen": tokens_seen, "val_loss": round(val_loss, 4),
                     "val_fim_loss": round(val_fim, 4), "train_minutes": round(t_used / 60, 1), "device": device,
                     "world": world, "params": model.num_params()}
+            if args.exemplar_share > 0:  # the session draws after library exemplars by default only then
+                meta["exemplar_share"] = args.exemplar_share
+                meta["max_exemplar_tokens"] = args.max_exemplar_tokens
             save_weights(model, Path(args.out), cfg, meta)
             log(f"exported {args.out} ({meta})")
 

@@ -61,6 +61,11 @@ def test_session_draws_after_exemplars_names_them_and_cancels():
     from models.icon.stream import IconSession, load_bundle
 
     bundle = load_bundle("cpu")
+    if not bundle.exemplar_trained:  # the shipped weights never learned exemplars: "auto" shows none
+        plain = IconSession(bundle, "cpu")
+        plain.start({"prompt": "a house", "n": 1, "max_tokens": 20})
+        assert plain.exemplars == []
+        bundle.exemplar_trained = True  # the path a fine-tuned model takes
     s = IconSession(bundle, "cpu")
     first = s.start({"prompt": "a house", "n": 2, "seed": 4, "max_tokens": 300})
     assert first and len(s.exemplars) == 2
