@@ -409,6 +409,39 @@ def sketch_region(sketch: np.ndarray) -> np.ndarray:
     return ndi.binary_fill_holes(closed) | ink
 
 
+def sketch_allowed(sketch: np.ndarray, view: str, R: int = RES, fill: float = 0.86, dilate: int = 1) -> np.ndarray:
+    """Where a shape may be, given a framed (64, 64) sketch seen from `view`: the sketched area (outline
+    filled) mapped onto the grid's projection plane and extruded along the view's depth, (R, R, R) bool.
+
+    Framing scales the sketch's longer side to `fill` of its square; a shape is normalised with its
+    longest side FILL of the cube. Mapping one onto the other assumes the sketch shows the shape's
+    longest side; when it does not (a deep object drawn from the front) the region comes out larger
+    than the truth, so the constraint can loosen but never cuts a shape the sketch allows."""
+    region = sketch_region(np.asarray(sketch, np.float32))
+    if not region.any():
+        raise ValueError("the sketch is empty: draw something first")
+    size = region.shape[0]
+    # grid-plane pixel (row, col) centre -> sketch pixel: same centre, scale fill*size <-> FILL*R
+    k = (fill * size) / (FILL * R)
+    centres = (np.arange(R) + 0.5 - R / 2) * k + size / 2
+    idx = np.clip(np.floor(centres).astype(int), 0, size - 1)
+    inside = (centres >= 0) & (centres < size)
+    plane = region[np.ix_(idx, idx)] & inside[:, None] & inside[None, :]  # (rows, cols) as project() shows
+    if dilate:
+        plane = ndi.binary_dilation(plane, iterations=dilate)
+    r = R - 1 - np.arange(R)  # image row of each y (rows go down, y goes up)
+    if view == "front":  # occ[x, y, z] seen at (row R-1-y, col x)
+        a = plane[r[None, :], np.arange(R)[:, None]]  # (x, y)
+        return np.repeat(a[:, :, None], R, axis=2)
+    if view == "side":  # occ[x, y, z] seen at (row R-1-y, col R-1-z)
+        a = plane[r[:, None], (R - 1 - np.arange(R))[None, :]]  # (y, z)
+        return np.repeat(a[None, :, :], R, axis=0)
+    if view == "top":  # occ[x, y, z] seen at (row z, col x)
+        a = plane.T  # (x, z)
+        return np.repeat(a[:, None, :], R, axis=1)
+    raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)

@@ -217,6 +217,9 @@ class GenRequest:
     view: int = 0  # index into VIEWS
     steps: int = 4  # masked decoding steps per level (MaskGIT-style; 1 = one token-parallel pass)
     leaf_threshold: float = 0.4  # voxel probability above which a leaf voxel is inside
+    # (R, R, R) bool where the shape may be (the sketch's region extruded, data.sketch_allowed): a child
+    # cell with no allowed voxel is EMPTY at every level, the leaf voxels outside are cleared
+    allowed: np.ndarray | None = None
 
 
 def _to_t(a, device, dtype=torch.long):
@@ -259,10 +262,19 @@ def generate(model: ShapeGPT, req: GenRequest, params: SamplingParams, device: s
             pattern = torch.full((n, 8), -1, dtype=torch.long, device=device)
             revealed = torch.zeros(n, dtype=torch.bool, device=device)
             steps = max(1, min(int(req.steps), n))
+            outside = None
+            if req.allowed is not None:  # children whose cell holds no allowed voxel can only be EMPTY
+                side = 2 ** (depth + 1)
+                f = req.allowed.shape[0] // side
+                cells = req.allowed.reshape(side, f, side, f, side, f).any(axis=(1, 3, 5))
+                child = 2 * lv.xyz[:, None, :] + oct.CHILD_OFFSETS[None]  # (n, 8, 3)
+                outside = _to_t(~cells[child[..., 0], child[..., 1], child[..., 2]], device, torch.bool)
             for s in range(steps):
                 emb = model.tokens(level, slot, parent, pattern, revealed)[None] + bias
                 logits = gpt(embeds=emb, input_pos=input_pos, rope_pos=rope, attend_limit=limit).view(rows, n, 8, 3)
                 lg = guide(logits[0], logits[1], params.guidance) if cfg_on else logits[0]
+                if outside is not None:
+                    lg = lg.masked_fill(outside[..., None] & (torch.arange(3, device=device) != oct.EMPTY), float("-inf"))
                 todo = ~revealed
                 draw = sample(lg[todo].reshape(-1, 3), params, gen).view(-1, 8)
                 if s == steps - 1:

@@ -2,6 +2,8 @@
 
 Params: prompt (str), sketch ((H, W) or (H, W, 3|4) image array, dark ink on light or ink in alpha),
 mode ("text" | "sketch" | "both"), view ("front" | "side" | "top": where the sketch is drawn from),
+sketch_binds (default True: no voxel outside the sketched area seen from that view; the model decides
+depth and the hidden sides — data.sketch_allowed),
 seed, guidance (classifier-free, 1 = off; 2.5), temperature (0.7), steps (masked steps per level, 1-8; 4),
 smooth (mesh smoothing iterations).
 
@@ -114,7 +116,13 @@ class ShapeSession(StreamSession):
         self.smooth = check_range(params, "smooth", 0, 30, 6, int)
         model: ShapeGPT = self.bundle["model"]
         text = self.bundle["encoder"].encode([prompt])[0] if mode in ("text", "both") else None
-        req = GenRequest(text=text, sketch=sketch, view=VIEWS.index(view), steps=steps)
+        allowed = None
+        if sketch is not None and bool(params.get("sketch_binds", True)):  # the outline is a constraint
+            try:
+                allowed = sd.sketch_allowed(sketch, view, R=model.cfg.finest)
+            except ValueError as e:
+                raise ParamError(str(e)) from None
+        req = GenRequest(text=text, sketch=sketch, view=VIEWS.index(view), steps=steps, allowed=allowed)
         self.model, self.req, self.sp = model, req, sp
         self.levels = generate(model, req, sp, self.device)
         self.tree: oct.Octree | None = None
@@ -147,6 +155,8 @@ class ShapeSession(StreamSession):
             if self.tree is None:
                 raise RuntimeError("the model produced no octree")
             self.occ = leaf_voxels(self.model, self.tree, self.req.leaf_threshold, self.device)
+            if self.req.allowed is not None:
+                self.occ &= self.req.allowed  # exact at the voxel level too
             self.timings["octree_ms"] = 1000 * (time.perf_counter() - self.t0)
             self.done_steps += 1
             self.phase = "mesh"

@@ -111,3 +111,41 @@ def test_with_the_shipped_model_a_sketch_changes_the_shape():
     assert va.any() and vb.any()
     iou = (va & vb).sum() / (va | vb).sum()
     assert iou < 0.8, f"the two drawings gave nearly the same shape (voxel IoU {iou:.2f})"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("view", ["front", "side", "top"])
+def test_a_generated_shape_never_leaves_the_sketched_area(bundle, view):
+    from models.shape import data as sd
+
+    pad = np.full((200, 200), 255, np.uint8)
+    pad[20:180, 40:70] = 0  # an L
+    pad[150:180, 40:170] = 0
+    s = ShapeSession(bundle, "cpu")
+    s.start({"mode": "sketch", "sketch": pad, "view": view, "seed": 3})
+    while not s.done:
+        s.step()
+    allowed = sd.sketch_allowed(s.sketch_used, view, R=s.occ.shape[0])
+    assert s.occ.any() and not (s.occ & ~allowed).any()
+    # and the constraint is doing the work: without it the random model spills outside
+    free = ShapeSession(bundle, "cpu")
+    free.start({"mode": "sketch", "sketch": pad, "view": view, "seed": 3, "sketch_binds": False})
+    while not free.done:
+        free.step()
+    assert (free.occ & ~allowed).any()
+
+
+def test_sketch_allowed_holds_the_shape_it_was_drawn_from():
+    from models.shape import data as sd
+
+    R = 64
+    occ = np.zeros((R, R, R), bool)
+    occ[12:22, 2:62, 22:42] = True  # an L standing up, 60 voxels tall (FILL * R), centred as shapes are
+    occ[12:52, 2:12, 22:42] = True
+    for view in sd.VIEWS:
+        sil, _ = sd.project(occ, view)
+        allowed = sd.sketch_allowed(sd.frame(sil.astype(np.float32)), view)
+        assert not (occ & ~allowed).any(), view
+        a, _ = sd.project(allowed, view)
+        if view == "front":  # the longest side is in view: the region is the silhouette, give or take a voxel
+            assert (a & sil).sum() / (a | sil).sum() > 0.75
