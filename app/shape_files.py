@@ -19,22 +19,91 @@ class MeshFileError(ValueError):
     """A mesh file that cannot be written or read; the message is shown to the user as is."""
 
 
-def export_mesh(vertices: np.ndarray, faces: np.ndarray, path: str | Path) -> Path:
-    """Write a mesh (vertices (V, 3) in the unit cube, Y up; faces (F, 3)) as OBJ, PLY or GLB."""
+MAX_EXPORT_HEIGHT_RATIO = 4.0  # scaling by height: the longest side is taken as at most 4x the height
+MATERIAL_NAME = "weft_default"
+BASE_COLOR = (0.8, 0.8, 0.8, 1.0)  # light grey, linear
+ROUGHNESS = 0.6
+METALLIC = 0.0
+
+
+def place(vertices: np.ndarray, metres: float = 1.0, measure: str = "longest") -> np.ndarray:
+    """Vertices in any units (Y up, +Z front) -> metres, standing on the floor: min y = 0, the bounding
+    box centred in x and z, scaled uniformly so that `measure` ("height": the Y extent, "longest": the
+    largest side) is `metres`. A flat shape scaled by height counts its height as at least a quarter of
+    its longest side, so a slab asked to be 0.75 m tall does not become 30 m wide. No rotation."""
+    v = np.asarray(vertices, np.float64).reshape(-1, 3)
+    if len(v) == 0 or not np.isfinite(v).all():
+        raise MeshFileError("The mesh has no usable vertices (empty, NaN or infinite), so nothing was saved.")
+    if not (np.isfinite(metres) and metres > 0):
+        raise MeshFileError(f"The size must be a positive number of metres (got {metres}).")
+    lo, hi = v.min(0), v.max(0)
+    ext = hi - lo
+    longest = float(ext.max())
+    if not longest > 0:
+        raise MeshFileError("The mesh has no extent (all its vertices are at one point), so nothing was saved.")
+    ref = max(float(ext[1]), longest / MAX_EXPORT_HEIGHT_RATIO) if measure == "height" else longest
+    s = float(metres) / ref
+    out = (v - np.array([(lo[0] + hi[0]) / 2, lo[1], (lo[2] + hi[2]) / 2])) * s
+    out[:, 1] = np.maximum(out[:, 1], 0.0)  # exactly 0 at the bottom despite rounding
+    return out
+
+
+def _mtl(name: str) -> str:
+    """A plain Phong .mtl that Blender (Kd, Ns -> roughness, Pr/Pm when read) and three.js's MTLLoader
+    (Kd, Ks, Ns) read as the same light grey, non-metallic, fairly rough material as the GLB's."""
+    r, g, b, _ = BASE_COLOR
+    ns = 1000 * (1 - ROUGHNESS) ** 2  # Blender's importer: roughness = 1 - sqrt(Ns / 1000)
+    return (f"# Weft Studio default material\nnewmtl {name}\nKa 0 0 0\nKd {r:.4f} {g:.4f} {b:.4f}\n"
+            f"Ks 0.04 0.04 0.04\nNs {ns:.1f}\nd 1\nillum 2\nPr {ROUGHNESS:g}\nPm {METALLIC:g}\n")
+
+
+def export_mesh(vertices: np.ndarray, faces: np.ndarray, path: str | Path, metres: float = 1.0,
+                measure: str = "longest") -> Path:
+    """Write a mesh (vertices (V, 3) Y up, +Z front, any units; faces (F, 3)) as OBJ, PLY or GLB the way
+    a DCC tool (Blender, three.js) takes it as is: in metres (`metres` on `measure`, see `place`),
+    standing on the floor and centred, with smooth vertex normals, and a default PBR material (GLB) or a
+    .mtl next to the .obj (named after it). The mesh keeps its orientation (Y up, +Z front)."""
     import trimesh
+    from trimesh.visual.material import PBRMaterial
 
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in EXPORT_FORMATS:
         raise MeshFileError(f"Cannot save '{path.name}': choose a name ending in {', '.join(EXPORT_FORMATS)}.")
-    v = np.asarray(vertices, np.float64).reshape(-1, 3)
     f = np.asarray(faces, np.int64).reshape(-1, 3)
     if len(f) == 0:
         raise MeshFileError("There is no mesh to save yet: generate or import one first.")
+    v = place(vertices, metres, measure)
+    if f.min() < 0 or f.max() >= len(v):
+        raise MeshFileError("The mesh has faces that point at missing vertices, so nothing was saved.")
     mesh = trimesh.Trimesh(v, f, process=False)
     try:
+        if mesh.is_watertight and mesh.volume < 0:  # inside out: normals must point outwards
+            mesh.invert()
+    except Exception:  # a degenerate mesh: keep its winding as given
+        pass
+    normals = np.asarray(mesh.vertex_normals, np.float64)  # area-weighted face normals, smooth
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        mesh.export(str(path), file_type=ext[1:])
+        if ext == ".glb":
+            mesh.visual = trimesh.visual.TextureVisuals(material=PBRMaterial(
+                name=MATERIAL_NAME, baseColorFactor=[round(c * 255) for c in BASE_COLOR],
+                metallicFactor=METALLIC, roughnessFactor=ROUGHNESS, doubleSided=False))
+            mesh.vertex_normals = normals
+            path.write_bytes(trimesh.exchange.gltf.export_glb(mesh, include_normals=True))
+        elif ext == ".obj":
+            from trimesh.exchange.obj import export_obj
+
+            mtl = path.with_suffix(".mtl")
+            text = export_obj(mesh, include_normals=True, include_color=False, include_texture=False,
+                              header=None)
+            body = "\n".join(ln for ln in text.splitlines() if not ln.startswith(("mtllib", "usemtl")))
+            path.write_text(f"# Weft Studio: metres, Y up, +Z front\nmtllib {mtl.name}\no {path.stem or 'shape'}\n"
+                            f"usemtl {MATERIAL_NAME}\n{body}\n", encoding="utf-8")
+            mtl.write_text(_mtl(MATERIAL_NAME), encoding="utf-8")
+        else:
+            mesh.vertex_normals = normals
+            path.write_bytes(trimesh.exchange.ply.export_ply(mesh, encoding="binary", vertex_normal=True))
     except OSError as e:
         raise MeshFileError(f"Could not write {path}: {e.strerror or e}") from None
     return path

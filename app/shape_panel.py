@@ -3,7 +3,8 @@
 Every octree level the engine finishes arrives as a `partial` event and is drawn at once as voxels;
 the final smoothed mesh replaces them. A level slider scrubs back through the levels; the viewport
 shows the mesh shaded, as wireframe or as voxels. Import OBJ/PLY/GLB to view (drag and drop works
-too), export the result as OBJ, PLY or GLB.
+too), export the result as OBJ, PLY or GLB in metres, standing on the floor: "Size" Auto takes a typical
+size for the object the prompt names (app/object_sizes.py), a number is the longest side in metres.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDia
                                QVBoxLayout, QWidget)
 
 from app.panel import Panel
+from app.object_sizes import MAX_SIZE_M, MIN_SIZE_M, explicit_size, size_for
 from app.project import load_npz, npz_bytes
-from app.shape_files import EXPORT_FORMATS, IMPORT_FORMATS, MeshFileError, export_mesh, import_mesh
+from app.shape_files import EXPORT_FORMATS, IMPORT_FORMATS, MeshFileError, export_mesh, import_mesh, place
 from engine.protocol import Event
 from widgets.shape_view import MODES, ShapeViewport
 from widgets.sketch_pad import SketchPad
@@ -150,6 +152,19 @@ class ShapePanel(Panel):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         column.addWidget(self.progress)
+        size_row = QHBoxLayout()
+        self.export_size = QDoubleSpinBox()
+        self.export_size.setRange(0.0, MAX_SIZE_M)  # 0 shows as "Auto"
+        self.export_size.setDecimals(3)
+        self.export_size.setSingleStep(0.1)
+        self.export_size.setSuffix(" m")
+        self.export_size.setSpecialValueText("Auto")
+        self.export_size.setToolTip("Size of exported files: Auto = a typical size for the object the prompt names "
+                                    "(a chair 0.9 m tall, a cup 0.1 m; 1 m on the longest side when unknown); "
+                                    "a number = the longest side in metres")
+        size_row.addWidget(QLabel("Export size"))
+        size_row.addWidget(self.export_size, 1)
+        column.addLayout(size_row)
         files = QHBoxLayout()
         self.import_btn = QPushButton("Import…")
         self.export_btn = QPushButton("Export…")
@@ -175,7 +190,8 @@ class ShapePanel(Panel):
         self.undo_stack.canUndoChanged.connect(self.undo_btn.setEnabled)
         self.undo_btn.setEnabled(False)
         for w, label in ((self.prompt, "prompt"), (self.mode_box, "input"), (self.view_box, "sketch view"),
-                         (self.seed, "seed"), (self.guidance, "guidance"), (self.steps, "steps")):
+                         (self.seed, "seed"), (self.guidance, "guidance"), (self.steps, "steps"),
+                         (self.export_size, "export size")):
             self.fields.watch(w, label)
         self.clear_btn.clicked.connect(self.pad.clear)
         self.load_btn.clicked.connect(self.ask_load_sketch)
@@ -316,13 +332,21 @@ class ShapePanel(Panel):
         if self.mesh is None:
             self.error_box.show_error("There is no mesh to export yet: generate or import one first.")
             return None
+        size = self.export_target()
         try:
-            out = export_mesh(*self.mesh, path)
+            out = export_mesh(*self.mesh, path, size.metres, size.measure)
         except MeshFileError as e:
             self.error_box.show_error(str(e))
             return None
-        self.info.setText(f"Saved {out}")
+        self.info.setText(f"Saved {out.name}: {size.describe(np.ptp(place(self.mesh[0], size.metres, size.measure), 0))}.")
         return out
+
+    def export_target(self):
+        """What an export is scaled to: the Size box when set, else a typical size for the prompt's object
+        (or, for an imported mesh, the words of its file name)."""
+        if self.export_size.value() >= MIN_SIZE_M:
+            return explicit_size(self.export_size.value())
+        return size_for(self.mesh_source.replace("_", " "))
 
     def ask_import(self) -> None:
         pattern = " ".join(f"*{e}" for e in IMPORT_FORMATS)
@@ -432,7 +456,8 @@ class ShapePanel(Panel):
     def save_state(self) -> dict:
         return {"prompt": self.prompt.text(), "mode": self.mode_box.currentText(), "view": self.view_box.currentText(),
                 "seed": self.seed.value(), "guidance": self.guidance.value(), "steps": self.steps.value(),
-                "display": self.display_box.currentText(), "strokes": self.pad.to_state()}
+                "display": self.display_box.currentText(), "strokes": self.pad.to_state(),
+                "export_size": self.export_size.value()}
 
     def restore_state(self, state: dict) -> None:
         self.prompt.setText(str(state.get("prompt", "")))
@@ -443,6 +468,7 @@ class ShapePanel(Panel):
             self.seed.setValue(int(state.get("seed", 0)))
             self.guidance.setValue(float(state.get("guidance", 2.5)))
             self.steps.setValue(int(state.get("steps", 4)))
+            self.export_size.setValue(float(state.get("export_size", 0.0)))
             self.pad.from_state(state.get("strokes"))
         except (TypeError, ValueError):
             pass
