@@ -224,3 +224,35 @@ def test_one_client_flood_does_not_starve_another(gateway, client):
         assert client.rec.wait_end(job)[-1].kind == "cancelled"
     finally:
         c2.close()
+
+
+SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">'
+       '<path d="M2 2h20v20H2z M8 8v8h8V8z" fill="#000"/></svg>')
+
+
+@pytest.mark.timeout(420)
+def test_the_products_icon_shape_and_a_steered_motion_run_on_ray(client):
+    """The product's own tasks through the gateway: an icon (import) and a 3D shape on Serve replicas,
+    a motion session on an actor, steered to a new command mid-stream, then cancelled."""
+    rec = client.rec
+    icon = client.submit("icon", {"mode": "import", "svg": SVG})
+    shape = client.submit("shape", {"prompt": "a chair", "steps": 1, "seed": 1})
+    motion = client.submit("motion", {"text": "walk forward", "seed": 2})
+    ev = rec.wait_end(icon, 240)
+    assert ev[-1].kind == "finished" and next(e for e in ev if e.kind == "output").data["paths"]
+    ev = rec.wait_end(shape, 240)
+    assert ev[-1].kind == "finished", ev[-1].data
+    out = next(e for e in ev if e.kind == "output").data
+    assert out["vertices"].shape[1] == 3 and len(out["faces"]) > 0
+    assert any(e.kind == "partial" for e in ev)  # the levels streamed before the mesh
+    rec.wait(lambda: rec.partials(motion) >= 2, 240)
+    client.steer(motion, {"text": "turn left"}).result(60)
+    n = rec.partials(motion)
+    rec.wait(lambda: rec.partials(motion) >= n + 2, 120)
+    commands = [e.data.get("command") for e in rec.of(motion) if e.kind == "partial"]
+    assert commands[0] == "walk forward" and "turn left" in commands
+    client.cancel(motion)
+    ev = rec.wait_end(motion, 120)
+    assert ev[-1].kind == "cancelled"
+    for job in (icon, shape, motion):
+        assert_in_order(rec.of(job))
