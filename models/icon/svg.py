@@ -307,6 +307,21 @@ def _float(v, default: float = 1.0) -> float:
     return f if np.isfinite(f) else default
 
 
+def outline_strokes(text: str) -> str:
+    """An SVG that draws with strokes -> the same drawing as filled outlines (picosvg, Google's SVG
+    simplifier, over skia-pathops: strokes with their width, caps and joins become fills). The document
+    has passed the limits of `_prescan` already; picosvg's own errors become one plain sentence."""
+    _prescan(text)  # the same limits as any import, before picosvg sees the text
+    try:
+        from picosvg.svg import SVG
+    except ImportError:  # noqa: BLE001 - the package is a dependency; a broken install says so plainly
+        raise IconError("stroke", "this SVG draws with strokes and the stroke converter (picosvg) is not installed") from None
+    try:
+        return SVG.fromstring(text.replace("currentColor", "black")).topicosvg().tostring()
+    except Exception:  # noqa: BLE001 - picosvg raises many kinds for what it cannot convert
+        raise IconError("stroke", "this SVG draws with strokes that could not be turned into filled outlines") from None
+
+
 def parse_svg(text: str, *, max_paths: int = 64) -> list[IconPath]:
     """SVG document text -> normalised icon paths on the grid. Raises IconError with a plain reason
     (one sentence, one line) for every input it cannot take, whatever went wrong inside."""
@@ -314,8 +329,11 @@ def parse_svg(text: str, *, max_paths: int = 64) -> list[IconPath]:
         raise IconError("empty", "the SVG is empty")
     try:
         return _parse_svg(text, max_paths)
-    except IconError:
-        raise
+    except IconError as e:
+        if e.reason != "stroke":
+            raise
+        # a stroke icon (Lucide, Tabler, ...): turn its strokes into filled outlines and read that
+        return _parse_svg(outline_strokes(text), max_paths)
     except RecursionError:
         raise IconError("too_deep", "the SVG is nested too deeply to read") from None
     except MemoryError:

@@ -58,8 +58,8 @@ def test_decode_partial_and_malformed():
 
 def test_malformed_and_unsupported_svg_are_refused_with_reasons():
     cases = {"": "empty", "<svg><path d='M0 0 L": "malformed", "hello": "not_svg",
-             '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9"><path d="M1 1L8 8" stroke="red" fill="none"/></svg>':
-             "stroke",
+             '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9"><path d="M1 1L8 8" stroke="#ddd" fill="none"/></svg>':
+             "colour",  # strokes become outlines now (tests/models/test_icon_strokes.py); a light one is refused
              '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9"><mask id="m"/><path d="M1 1H8V8z"/></svg>': "mask",
              '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9"><path d="M1 1H8V8z" fill="#fff"/></svg>': "colour",
              '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9"><text>A</text></svg>': "text"}
