@@ -87,8 +87,8 @@ def test_import_redraw_and_malformed_import(qtbot, panel, tmp_path):
     assert len(panel.canvas.paths) == 3
     kept = [(p["cmds"], p["pts"].tobytes()) for p in panel.canvas.paths]
 
-    for name, content in [("bad.svg", "<svg><path d='M0 0 L"), ("stroke.svg", '<svg xmlns="http://www.w3.org/2000/svg" '
-                          'viewBox="0 0 9 9"><path d="M1 1L8 8" stroke="black" fill="none"/></svg>')]:
+    for name, content in [("bad.svg", "<svg><path d='M0 0 L"), ("light.svg", '<svg xmlns="http://www.w3.org/2000/svg" '
+                          'viewBox="0 0 9 9"><path d="M1 1H8V8z" fill="#fff"/></svg>')]:
         f = tmp_path / name
         f.write_text(content)
         panel.import_file(str(f))
