@@ -65,8 +65,8 @@ def test_import_normalises_and_rejects_malformed(bundle):
     paths = events[-1][1]["paths"]
     assert len(paths) == 2 and paths[0]["cmds"].startswith("M")
     assert max(p["pts"].max() for p in paths) <= 511
-    for bad in ["", "<svg", "not an svg at all", '<svg xmlns="http://www.w3.org/2000/svg"><path d="M0 0L1 1" '
-                'stroke="black" fill="none"/></svg>', '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9">'
+    for bad in ["", "<svg", "not an svg at all", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9">'
+                '<path d="M1 1H8V8z" fill="#fff"/></svg>', '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9">'
                 '<image href="x.png"/></svg>']:
         with pytest.raises(ParamError, match="SVG|file|empty"):
             IconSession(bundle, "cpu").start({"mode": "import", "svg": bad})
