@@ -37,9 +37,11 @@ MAX_EXEMPLAR_TOKENS = 320  # longer library icons are not used as exemplars (con
 
 
 def concept_groups(names: list[str], set_id: np.ndarray, members: np.ndarray, lengths: np.ndarray,
-                   max_exemplar: int = MAX_EXEMPLAR_TOKENS) -> dict[int, np.ndarray]:
+                   max_exemplar: int = MAX_EXEMPLAR_TOKENS, same_set: bool = False) -> dict[int, np.ndarray]:
     """icon index -> the other icons of its concept (same base name) from other sets, short enough to
-    show as exemplars. names: "set:name" per corpus icon; members: the icons to group (one split)."""
+    show as exemplars. names: "set:name" per corpus icon; members: the icons to group (one split).
+    same_set: also the set's own style variants ("home-outline" for "home"), whose geometry is much
+    closer: an easier signal that teaches the model to look at its exemplars at all."""
     from models.icon.data import base_name
 
     by_base: dict[str, list[int]] = {}
@@ -51,7 +53,7 @@ def concept_groups(names: list[str], set_id: np.ndarray, members: np.ndarray, le
             continue
         g = np.array(group)
         for i in group:
-            other = g[(set_id[g] != set_id[i]) & (lengths[g] <= max_exemplar)]
+            other = g[((set_id[g] != set_id[i]) | (same_set & (g != i))) & (lengths[g] <= max_exemplar)]
             if len(other):
                 out[i] = other
     return out
@@ -61,7 +63,7 @@ class Corpus:
     """Token arrays of one split, with their label embeddings, for sampling training sequences."""
 
     def __init__(self, path: Path, split: int, max_len: int, exemplar_share: float = 0.0,
-                 max_exemplar: int = MAX_EXEMPLAR_TOKENS):
+                 max_exemplar: int = MAX_EXEMPLAR_TOKENS, same_set: bool = False):
         z = np.load(path)
         keep = np.nonzero(z["split"] == split)[0]
         off = z["offsets"]
@@ -76,7 +78,7 @@ class Corpus:
         if exemplar_share > 0:
             names = json.loads(Path(path).with_suffix(".json").read_text())["names"]
             all_len = off[1:] - off[:-1]
-            self.partners = concept_groups(names, z["set_id"], keep, all_len, max_exemplar)
+            self.partners = concept_groups(names, z["set_id"], keep, all_len, max_exemplar, same_set)
 
     def __len__(self):
         return len(self.idx)
@@ -194,6 +196,8 @@ def main(argv=None) -> int:
                     help="share of whole-icon samples shown one or two same-concept icons from other sets first")
     ap.add_argument("--max-exemplar-tokens", type=int, default=MAX_EXEMPLAR_TOKENS,
                     help="longer icons are not shown as exemplars (CPU: keep sequences short)")
+    ap.add_argument("--same-set-pairs", action="store_true",
+                    help="pairs may also be a set's own style variants of a concept (closer geometry)")
     ap.add_argument("--init", default=None, help="start from these weights (e.g. the shipped icon.safetensors)")
     args = ap.parse_args(argv)
 
@@ -223,8 +227,8 @@ def main(argv=None) -> int:
             log_f.flush()
 
     data = Path(args.data) if args.data else cache_dir("icon") / "corpus.npz"
-    train = Corpus(data, 0, args.max_len, args.exemplar_share, args.max_exemplar_tokens)
-    val = Corpus(data, 1, args.max_len, args.exemplar_share, args.max_exemplar_tokens)
+    train = Corpus(data, 0, args.max_len, args.exemplar_share, args.max_exemplar_tokens, args.same_set_pairs)
+    val = Corpus(data, 1, args.max_len, args.exemplar_share, args.max_exemplar_tokens)  # judged cross-set only
     ckpt_path = run / "ckpt.pt"
     cfg = IconConfig(d_model=args.d_model, n_layer=args.n_layer, n_head=args.n_head, max_seq_len=args.max_len,
                      dropout=args.dropout)
