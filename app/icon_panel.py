@@ -281,6 +281,9 @@ class IconPanel(Panel):
         exemplars = "off" if not self.use_library.isChecked() else [it["id"] for it in self.picked] or "auto"
         self._start({"mode": "generate", "prompt": prompt, "n": n, **self.sampling(), "exemplars": exemplars},
                     "generate")
+        if self.job and self.library.query.text().strip() != prompt:  # the library's drawings of it, a tab away
+            self.library.query.setText(prompt)
+            self.search_library(prompt)
 
     # ---- the library ---------------------------------------------------------------------------
     def search_library(self, query: str) -> None:
@@ -295,7 +298,9 @@ class IconPanel(Panel):
         if ev.job != self.library_job:
             return
         if ev.kind == "output":
-            self.library.show_items(ev.data.get("items", []))
+            items = ev.data.get("items", [])
+            self.library.show_items(items)
+            self.middle.setTabText(1, f"Library ({len(items)})" if items else "Library")
         elif ev.kind == "error":
             self.library.show_error(ev.data.get("message", "The search failed."))
         if ev.terminal:

@@ -142,9 +142,24 @@ def test_library_search_open_and_pick_an_exemplar(qtbot, panel):
         panel.gen_btn.click()
     assert blocker.args[1] == "finished", panel.error_box.text()
     assert sent[-1]["exemplars"] == [items[1]["id"]] and sent[-1]["seed"] == panel.seed.value() != seed_before
+    assert panel.library.query.text() == "umbrella"  # same prompt as the search: no second search
     assert items[1]["set"] in panel.inspired.text()  # "Drawn after: ... from <set> ..., <licence>"
     panel._clear_picks()
     panel.use_library.setChecked(False)
     panel.generate()
     assert sent[-1]["exemplars"] == "off"
     wait_job(qtbot, panel)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_generating_also_shows_the_librarys_drawings_of_the_prompt(qtbot, panel):
+    panel.prompt.setText("bicycle")
+    panel.n_spin.setValue(1)
+    with qtbot.waitSignal(panel.jobEnded, timeout=180_000):
+        panel.gen_btn.click()
+    qtbot.waitUntil(lambda: len(panel.library.items) > 0, timeout=60_000)
+    assert panel.library.query.text() == "bicycle"
+    assert sum("bicycle" in it["name"] for it in panel.library.items[:8]) >= 6
+    assert panel.middle.tabText(1) == f"Library ({len(panel.library.items)})"
+    assert panel.middle.currentWidget() is panel.grid  # the candidates stay in front
