@@ -107,12 +107,14 @@ def contact_sheet(bundle, path: Path, args) -> None:
     rows = []
     for k, prompt in enumerate(EVERYDAY):
         out = run_prompt(bundle, prompt, 4, 1000 + k, "auto", [], args)
-        ex = [token_raster(_svg_tokens(e), cell) for e in out.get("exemplars", [])]
+        shown = out.get("exemplars") or [{"id": i} for i, _ in bundle.library.search(
+            bundle.encoder.encode([prompt])[0], 2)]  # no exemplars used: what plain search finds, for comparison
+        ex = [token_raster(_svg_tokens(e), cell) for e in shown]
         rows.append((prompt, ex[:2], [raster(c["paths"], cell) for c in out["candidates"]],
                      [max(c.get("exemplar_iou") or [0]) for c in out["candidates"]]))
     img = Image.new("RGB", (label_w + cell * 6 + 16, cell * len(rows) + 24), "white")
     d = ImageDraw.Draw(img)
-    d.text((label_w, 4), "library exemplars", fill=(120, 120, 120))
+    d.text((label_w, 4), "library (exemplars, or plain search)", fill=(120, 120, 120))
     d.text((label_w + 2 * cell + 16, 4), "new icons (max IoU with an exemplar)", fill=(0, 0, 0))
     for r, (prompt, ex, cands, ious) in enumerate(rows):
         y = 24 + r * cell
