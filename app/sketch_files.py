@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.shape_files import _shown  # one way of naming a file in a message
+
 MAX_FILE_MB = 50
 MAX_SIDE = 8192  # at most MAX_SIDE * MAX_SIDE pixels are decoded (any aspect ratio)
 MAX_SIDE_OUT = 2048  # larger images are downscaled to this longest side
@@ -25,11 +27,6 @@ INK = 0.15  # darkness (0..1) below which a pixel counts as paper, as in the mod
 
 class SketchFileError(ValueError):
     """An image file that cannot be used as a sketch; the message is shown to the user as is."""
-
-
-def _shown(name: str, n: int = 60) -> str:
-    t = "".join(c if c.isprintable() else "?" for c in name)
-    return t if len(t) <= n else t[:n - 1] + "…"
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import zmq
 
-from engine.protocol import Event, ProtocolError, pack, to_event, unpack
+from engine.protocol import PLAIN_USER, Event, ProtocolError, pack, to_event, unpack
 
 
 def default_endpoint() -> str:
@@ -155,7 +155,7 @@ class EngineClient:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         if self.token:  # the engine authenticates the handshake (PLAIN) before it reads any message
-            sock.setsockopt(zmq.PLAIN_USERNAME, b"weft")
+            sock.setsockopt(zmq.PLAIN_USERNAME, PLAIN_USER)
             sock.setsockopt(zmq.PLAIN_PASSWORD, self.token.encode())
         # handshake outcomes: an engine that refuses our token (or wants one) fails every request at once
         monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH

@@ -20,6 +20,7 @@ OPS = ("submit", "steer", "cancel", "pause", "resume", "status", "shutdown", "pi
 KINDS = ("queued", "started", "partial", "progress", "output", "finished", "cancelled", "error", "stats")
 TERMINAL = ("finished", "cancelled", "error")
 READY_LINE = "WEFT-ENGINE READY"
+PLAIN_USER = b"weft"  # the user name of ZeroMQ's PLAIN handshake when an engine has a token (its password)
 
 
 class ProtocolError(ValueError):

@@ -189,9 +189,8 @@ class Scheduler:
                     self._finish(job, "error", {"message": f"the {job.task} model could not be loaded; "
                                                 "see the engine log", "kind": "exception"})
 
-    def _prepare(self, job: Job) -> bool:
+    def _prepare(self, job: Job, cls) -> bool:
         """Start a queued job's parse or load off this thread; True when it can start now."""
-        cls = session_class(self.runtime.tasks[job.task])
         if not job.parsed:
             job.parsed = True
             spec = cls.parse_job(job.params)
@@ -220,10 +219,10 @@ class Scheduler:
         try:
             t0 = time.perf_counter()
             if job.session is None:
-                if not self._prepare(job):
+                cls = session_class(self.runtime.tasks[job.task])
+                if not self._prepare(job, cls):
                     return True
-                job.session = self.runtime.session_for(job.task, weights=session_class(
-                    self.runtime.tasks[job.task]).needs_weights(job.params))
+                job.session = self.runtime.session_for(job.task, weights=cls.needs_weights(job.params))
                 job.t_start, job.state = time.monotonic(), "running"
                 job.last_stats = job.t_start
                 self.emit(job, "started", {"task": job.task, "device": self.runtime.device,

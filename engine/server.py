@@ -18,12 +18,13 @@ import hmac
 import logging
 import os
 import platform
+import threading
 import time
 
 import torch
 import zmq
 
-from engine.protocol import OPS, READY_LINE, Event, ProtocolError, event_message, pack, unpack
+from engine.protocol import OPS, PLAIN_USER, READY_LINE, Event, ProtocolError, event_message, pack, unpack
 from engine.runtime import Runtime, device_name
 from engine.sandbox import warm as warm_sandbox
 from engine.scheduler import Scheduler
@@ -33,7 +34,6 @@ log = logging.getLogger("weft.engine")
 
 MAX_REQUEST_BYTES = 256 * 2**20  # largest single request frame (an imported mesh or image fits easily)
 MAX_ID_CHARS = 128  # job ids and task names
-PLAIN_USER = b"weft"
 
 # op -> {field: (type, required)}: checked before the op runs
 FIELDS: dict[str, dict[str, tuple[type | tuple, bool]]] = {
@@ -176,6 +176,13 @@ class Engine:
         self.running = False
         return {}
 
+    @staticmethod
+    def _warm_reader() -> None:
+        try:
+            warm_sandbox()
+        except Exception:  # noqa: BLE001 - imports will report their own failure
+            log.exception("could not start the file reader")
+
     def status(self) -> dict:
         return {
             "state": "busy" if self.scheduler.busy() else "ready",
@@ -199,10 +206,9 @@ class Engine:
         if ready_line:
             print(f"{READY_LINE} {self.endpoint} device={self.runtime.device}", flush=True)
         log.info("engine serving on %s (device %s)", self.endpoint, device_name(self.runtime.device))
-        try:
-            warm_sandbox()  # the file reader's forkserver, so the first import is not the slow one
-        except Exception:  # noqa: BLE001 - imports will report their own failure
-            log.exception("could not start the file reader")
+        # the file reader's forkserver starts beside the loop (about a second), so the first import is
+        # not the slow one and requests are answered meanwhile
+        threading.Thread(target=self._warm_reader, daemon=True, name="weft-reader-warm").start()
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         while self.running:

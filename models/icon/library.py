@@ -86,7 +86,8 @@ class IconLibrary:
         sims = self.emb @ q
         rng = np.random.default_rng(seed) if seed is not None else None
         out, seen_sets, seen = [], set(), set()
-        for row in np.argsort(-sims)[:400]:
+        top = np.argpartition(-sims, min(400, len(sims) - 1))[:400]  # no full sort of ~68k rows per search
+        for row in top[np.argsort(-sims[top], kind="stable")]:
             members = self.icons_of_label(int(self.row_label[row]))
             for i in (rng.permutation(members) if rng is not None else members):
                 i = int(i)

@@ -248,7 +248,7 @@ class IconSession(StreamSession):
         self.exemplars: list = []
         text = self._text_vector(prompt)  # (384,) zeros when there is no prompt
         if mode == "generate":
-            self.exemplars = self._pick_exemplars(params, text, prompt)
+            self.exemplars = self._pick_exemplars(params, text, prompt, seed)
             ctx = [TXT] + exemplar_prompt([e.tokens for e in self.exemplars])
         else:
             self.context_paths = self._read_paths(params.get("paths"))
@@ -299,7 +299,7 @@ class IconSession(StreamSession):
         self.prompt = prompt
         return [("progress", {"done": 0, "total": self.max_new + 1, "n": n, "mode": mode})]
 
-    def _pick_exemplars(self, params: dict, text: np.ndarray, prompt: str) -> list:
+    def _pick_exemplars(self, params: dict, text: np.ndarray, prompt: str, seed: int) -> list:
         """The library icons the model is shown before drawing (see the module docstring)."""
         lib = self.bundle.library
         choice = params.get("exemplars", "auto")
@@ -318,7 +318,6 @@ class IconSession(StreamSession):
         if not prompt or not np.any(text) or not self.bundle.exemplar_trained:
             return []  # the shipped weights have not learned to draw after exemplars (models/icon/CARD.md)
         exclude = set(params.get("exclude_library") or [])  # the bench hides the icons it asks for
-        seed = check_range(params, "seed", 0, 2**31 - 1, 0, int)
         return [lib.icon(i) for i, _ in lib.search(text, k, exclude=exclude, seed=seed, max_tokens=EXEMPLAR_TOKENS)]
 
     def _browse(self, params: dict):
@@ -335,9 +334,10 @@ class IconSession(StreamSession):
         items = []
         for i, score in hits:
             e = lib.icon(i)
+            paths = decode(e.tokens)
             items.append({"id": e.id, "name": e.name, "set": e.set, "license": e.license, "author": e.author,
-                          "attribution": e.attribution, "svg": to_svg(decode(e.tokens)), "score": round(score, 3),
-                          "paths": [p.to_wire() for p in decode(e.tokens)]})
+                          "attribution": e.attribution, "svg": to_svg(paths), "score": round(score, 3),
+                          "paths": [p.to_wire() for p in paths]})
         self.done, self.mode = True, "library"
         return [("output", {"mode": "library", "query": query.strip(), "items": items})]
 
@@ -502,9 +502,10 @@ class IconSession(StreamSession):
             cands.append({"paths": wire, "svg": svg, "valid": valid, "ended": self.ended[b]})
         data = {"mode": self.mode, "candidates": cands, "prompt": self.prompt}
         if self.exemplars:
+            ex_paths = [decode(e.tokens) for e in self.exemplars]
             data["exemplars"] = [{"id": e.id, "name": e.name, "set": e.set, "license": e.license, "author": e.author,
-                                  "attribution": e.attribution, "svg": to_svg(decode(e.tokens))} for e in self.exemplars]
-            ex_r = [render_paths(decode(e.tokens), 64) > 0.5 for e in self.exemplars]
+                                  "attribution": e.attribution, "svg": to_svg(p)} for e, p in zip(self.exemplars, ex_paths)]
+            ex_r = [render_paths(p, 64) > 0.5 for p in ex_paths]
             for c in cands:  # novelty: how much of each exemplar a candidate repeats (1 = a copy)
                 r = render_paths([IconPath.from_wire(p) for p in c["paths"]], 64) > 0.5 if c["paths"] else None
                 c["exemplar_iou"] = [round(iou(r, x), 3) if r is not None else 0.0 for x in ex_r]

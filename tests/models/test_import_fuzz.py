@@ -18,6 +18,7 @@ import pytest
 from models.icon.svg import MAX_PATH_CHARS, MAX_USE_DEPTH, IconError, parse_svg
 from models.motion import bvh
 from tests.fuzz_util import FuzzTally, check_refusal, mutate_text
+from tests.models.test_motion_bvh import FOREIGN_BVH
 
 N_FUZZ = 250
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
@@ -42,27 +43,7 @@ def _bvh_seeds() -> list[str]:
     rng = np.random.default_rng(0)
     own = bvh.header() + "MOTION\nFrames: 4\nFrame Time: 0.0333333\n" + "\n".join(
         " ".join(f"{v:.4f}" for v in row) for row in rng.uniform(-90, 90, (4, 6 + 3 * 12))) + "\n"
-    foreign = """HIERARCHY
-ROOT Hips
-{
-  OFFSET 0 0 0
-  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation
-  JOINT Spine
-  {
-    OFFSET 0 10 0
-    CHANNELS 3 Zrotation Xrotation Yrotation
-    End Site
-    {
-      OFFSET 0 10 0
-    }
-  }
-}
-MOTION
-Frames: 2
-Frame Time: 0.0333333
-0 90 0 0 0 0 90 0 0
-0 90 0 0 0 0 0 0 0
-"""
+    foreign = FOREIGN_BVH
     return [own, foreign, foreign.replace("\n", "\r\n")]
 
 

@@ -45,8 +45,7 @@ def test_independent_parser_reads_export(take):
         ours.motion[5, 3 + 3 * bvh.BVH_JOINTS.index(4)], abs=1e-4)
 
 
-def test_foreign_skeleton_plays_as_points():
-    text = """HIERARCHY
+FOREIGN_BVH = """HIERARCHY
 ROOT Hips
 {
   OFFSET 0 0 0
@@ -67,6 +66,10 @@ Frame Time: 0.0333333
 0 90 0 0 0 0 90 0 0
 0 90 0 0 0 0 0 0 0
 """
+
+
+def test_foreign_skeleton_plays_as_points():
+    text = FOREIGN_BVH
     clip = bvh.parse(text)
     assert not clip.matches_rig()
     assert clip.names == ["Hips", "Spine", "Spine_end"] and clip.parents == [-1, 0, 1]
